@@ -1,0 +1,27 @@
+"""Exceptions shared by every layer.
+
+User errors (bad files, bad parameters) raise :class:`CryodenError` or a subclass. Their message
+is one line that names the offending file or option and the problem; the CLI prints it as is
+and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class CryodenError(Exception):
+    """A user-facing error: bad input, bad parameter, unreadable model file."""
+
+
+class InputFileError(CryodenError):
+    """A file that cannot be used: missing, truncated, wrong format, empty or NaN data."""
+
+    def __init__(self, path: str | PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ParameterError(CryodenError, ValueError):
+    """A parameter outside its valid range (for example a cutoff outside (0, 1])."""
