@@ -109,7 +109,9 @@ def add_poisson_gaussian_noise(
     """Poisson shot noise at a dose plus white Gaussian read noise (sigma in counts)."""
     if read_noise_sigma < 0:
         raise ParameterError(f"read_noise_sigma must be >= 0, got {read_noise_sigma}")
-    counts = add_poisson_noise(clean, dose_e_per_a2, pixel_size_angstrom, rng=rng).astype(np.float64)
+    counts = add_poisson_noise(clean, dose_e_per_a2, pixel_size_angstrom, rng=rng).astype(
+        np.float64
+    )
     counts += rng.standard_normal(counts.shape) * read_noise_sigma
     return counts.astype(np.float32)
 
@@ -138,7 +140,9 @@ def add_noise(
         return add_poisson_noise_at_snr(clean, snr, rng=rng)
     if model in ("poisson", "poisson-gaussian"):
         if dose_e_per_a2 is None or pixel_size_angstrom is None:
-            raise ParameterError(f"the {model} noise model needs a dose (e/Å²) and a pixel size (Å)")
+            raise ParameterError(
+                f"the {model} noise model needs a dose (e/Å²) and a pixel size (Å)"
+            )
         if model == "poisson":
             return add_poisson_noise(clean, dose_e_per_a2, pixel_size_angstrom, rng=rng)
         return add_poisson_gaussian_noise(

@@ -32,4 +32,6 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
 
 def image_seed(seed: int, index: int) -> int:
     """A 63-bit integer seed for image ``index`` (for manifests and torch generators)."""
-    return int(image_seed_sequence(seed, index).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return int(
+        image_seed_sequence(seed, index).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)
+    )

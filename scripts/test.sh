@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run cryoden's test suite (sets up ./.venv first). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+# Headless Chromium (Debian's package) lets a test open the HTML report and check its images.
+# Without root or network the report test skips itself.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[test] installing Debian's chromium for the report test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "[test] could not install chromium; the report test will be skipped"
+fi
+
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,31 @@
+"""Reading CLI inputs up front, so a bad file fails before any output is written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cryoden.errors import InputFileError
+from cryoden.io import MrcData, read_mrc
+
+
+def read_all(paths: Sequence[Path]) -> list[MrcData]:
+    """Read every input MRC file, failing on the first bad one (before anything is written)."""
+    return [read_mrc(p) for p in paths]
+
+
+def as_images(mrc: MrcData) -> np.ndarray:
+    """An input's data as a stack ``(N, H, W)``; a volume or stack gives its sections."""
+    data = mrc.data
+    if data.ndim == 2:
+        return data[None]
+    if data.ndim == 3:
+        return data
+    raise InputFileError(mrc.path, f"expected a 2D image or a stack, got shape {data.shape}")
+
+
+def from_images(stack: np.ndarray, like: MrcData) -> np.ndarray:
+    """Undo :func:`as_images` for an output that mirrors input ``like``."""
+    return stack[0] if like.data.ndim == 2 else stack
