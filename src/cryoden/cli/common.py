@@ -19,7 +19,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -160,7 +159,9 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = ".mrc") ->
 
 def fail(message: str, code: int = 1) -> None:
     """Print one error line and exit."""
-    err_console.print(f"[bold red]cryoden: error:[/] {escape(message)}", highlight=False)
+    # Plain write, not rich: the message must stay one line whatever the terminal width.
+    sys.stderr.write(f"cryoden: error: {message}\n")
+    sys.stderr.flush()
     raise SystemExit(code)
 
 

@@ -22,10 +22,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cryoden.cli.inputs import as_images, read_all
+from cryoden.cli.inputs import as_images
 from cryoden.errors import InputFileError
-from cryoden.io import read_mrc
+from cryoden.io import probe_mrc, read_mrc
 from cryoden.metrics import cross_correlation, frc, psnr, resolution_crossing, ssim
+
+
+def _xyz(shape: tuple[int, ...]) -> str:
+    """A header shape ``(nz, ny, nx)`` as ``nx×ny`` (``×nz`` for stacks)."""
+    nz, ny, nx = shape
+    return f"{nx}×{ny}" + (f"×{nz}" if nz > 1 else "")
 
 
 def score(reference: np.ndarray, image: np.ndarray, pixel_size: float | None) -> dict[str, Any]:
@@ -54,14 +60,16 @@ def command(
     """Score images against a clean reference (CC, PSNR, SSIM, FRC)."""
     ref = read_mrc(reference)
     ref_stack = as_images(ref)
-    mrcs = read_all(inputs)
-    for mrc in mrcs:
-        if mrc.data.shape != ref.data.shape:
+    ref_shape = probe_mrc(reference)
+    for path in inputs:  # check every input before scoring any
+        shape = probe_mrc(path)
+        if shape != ref_shape:
             raise InputFileError(
-                mrc.path, f"shape {mrc.data.shape} does not match the reference {ref.data.shape}"
+                path, f"shape {_xyz(shape)} does not match the reference {_xyz(ref_shape)}"
             )
     rows: list[dict[str, Any]] = []
-    for mrc in mrcs:
+    for path in inputs:
+        mrc = read_mrc(path)
         stack = as_images(mrc)
         for i, (r, image) in enumerate(zip(ref_stack, stack)):
             name = mrc.path if len(stack) == 1 else f"{mrc.path}:{i}"

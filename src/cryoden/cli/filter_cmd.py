@@ -19,10 +19,18 @@ import numpy as np
 import typer
 
 from cryoden.cli.common import output_paths, progress_bar, write_provenance
-from cryoden.cli.inputs import as_images, from_images, read_all
+from cryoden.cli.inputs import as_images, from_images
 from cryoden.errors import ParameterError
 from cryoden.filters import FILTERS, apply_filter
-from cryoden.io import write_mrc
+from cryoden.io import probe_mrc, read_mrc, write_mrc
+
+
+def get_filter_name(name: str) -> str:
+    """The registry's spelling of a filter name (case and ``_``/``-`` insensitive)."""
+    key = name.lower().replace("_", "-")
+    if key not in FILTERS:
+        raise ParameterError(f"unknown filter {name!r}; known: {', '.join(FILTERS)}")
+    return key
 
 
 def filter_parameters(
@@ -35,8 +43,7 @@ def filter_parameters(
     edge: str,
 ) -> dict[str, Any]:
     """Map the CLI's options onto the named filter's keyword arguments."""
-    if name not in FILTERS:
-        raise ParameterError(f"unknown filter {name!r}; known: {', '.join(sorted(FILTERS))}")
+    name = get_filter_name(name)
     params: dict[str, Any] = {}
     if name in ("lowpass", "highpass"):
         if cutoff is None:
@@ -48,14 +55,16 @@ def filter_parameters(
         params = {"low_nyquist": low_cutoff, "high_nyquist": cutoff, "edge": edge}
     elif name == "gaussian":
         params = {"sigma_px": 1.0 if sigma is None else sigma}
-    elif name in ("mean", "median", "wiener"):
+    elif name in ("mean", "median", "wiener"):  # wiener-fourier takes no window
         params = {"size": {"wiener": 5}.get(name, 3) if size is None else size}
     return params
 
 
 def command(
     name: str = typer.Argument(
-        ..., metavar="FILTER", help="mean, median, gaussian, lowpass, highpass, bandpass, wiener."
+        ...,
+        metavar="FILTER",
+        help="mean, median, gaussian, lowpass, highpass, bandpass, wiener, wiener-fourier.",
     ),
     inputs: list[Path] = typer.Argument(..., metavar="IN...", help="MRC images or stacks."),
     out_dir: Path = typer.Option(..., "--output", "-o", metavar="OUTDIR", help="Output folder."),
@@ -68,16 +77,19 @@ def command(
     edge: str = typer.Option("hard", "--edge", help="Fourier filter edge: hard or soft."),
 ) -> None:
     """Filter MRC images with a classical filter; writes OUTDIR/<basename>.mrc."""
+    name = get_filter_name(name)
     params = filter_parameters(
         name, cutoff=cutoff, low_cutoff=low_cutoff, sigma=sigma, size=size, edge=edge
     )
     outputs = output_paths(inputs, out_dir)
-    mrcs = read_all(inputs)
+    for path in inputs:  # fail on a bad input before writing anything
+        probe_mrc(path)
     # Check the parameters on a tiny image before writing anything.
     apply_filter(name, np.zeros((8, 8), np.float32), **params)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with progress_bar(f"filter {name}", total=len(mrcs)) as progress:
-        for i, (mrc, out) in enumerate(zip(mrcs, outputs)):
+    with progress_bar(f"filter {name}", total=len(inputs)) as progress:
+        for i, (path, out) in enumerate(zip(inputs, outputs)):
+            mrc = read_mrc(path)
             stack = as_images(mrc)
             result = np.stack([apply_filter(name, image, **params) for image in stack])
             write_mrc(
@@ -87,6 +99,6 @@ def command(
                 origin_angstrom=mrc.origin_angstrom,
                 protected=inputs,
             )
-            progress(i + 1, len(mrcs))
+            progress(i + 1, len(inputs))
     write_provenance(out_dir, "filter", {"filter": name, "inputs": inputs, **params})
     typer.echo(f"wrote {len(outputs)} file(s) to {out_dir}")

@@ -1,19 +1,11 @@
-"""Reading CLI inputs up front, so a bad file fails before any output is written."""
+"""Turning CLI inputs (images, stacks) into stacks of 2D images and back."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from cryoden.errors import InputFileError
-from cryoden.io import MrcData, read_mrc
-
-
-def read_all(paths: Sequence[Path]) -> list[MrcData]:
-    """Read every input MRC file, failing on the first bad one (before anything is written)."""
-    return [read_mrc(p) for p in paths]
+from cryoden.io import MrcData
 
 
 def as_images(mrc: MrcData) -> np.ndarray:

@@ -394,3 +394,43 @@ def write_mrc(
         _write_mrc_file(
             tmp, array.astype(np.float32, copy=False), voxel, origin, stack=is_stack_path(path)
         )
+
+
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
+
+
+def probe_mrc(path: PathLike) -> tuple[int, ...]:
+    """Check an MRC file from its header and size alone; return its data shape ``(nz, ny, nx)``.
+
+    Cheap (no data is read), for checking a whole batch of inputs before writing any output.
+    Compressed files are checked only as far as their header goes.
+
+    Raises
+    ------
+    InputFileError
+        If the file is missing, empty, not MRC, of an unsupported mode, or shorter than its
+        header announces (truncated).
+    """
+    file = Path(path)
+    _check_file(file)
+    _check_complex(file)
+    with _recorded_warnings():
+        try:
+            with mrcfile.open(file, mode="r", permissive=True, header_only=True) as mrc:
+                header = mrc.header
+                mode = int(header.mode)
+                shape = (int(header.nz), int(header.ny), int(header.nx))
+                extended = int(header.nsymbt)
+        except (ValueError, OSError) as exc:
+            raise InputFileError(file, f"not a readable MRC file ({exc})") from exc
+    if mode not in _MODE_BYTES:
+        raise InputFileError(file, f"unsupported MRC mode {mode}")
+    if min(shape) < 1:
+        raise InputFileError(file, f"image is empty (header dimensions {shape[::-1]})")
+    with open(file, "rb") as handle:
+        compressed = handle.read(3).startswith(_COMPRESSED_MAGIC)
+    expected = _HEADER_BYTES + extended + int(np.prod(shape)) * _MODE_BYTES[mode]
+    size = file.stat().st_size
+    if not compressed and size < expected:
+        raise InputFileError(file, f"truncated: {size} bytes, header announces {expected}")
+    return shape
