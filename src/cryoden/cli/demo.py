@@ -22,7 +22,6 @@ from cryoden.cli.common import write_json_atomic, write_provenance
 from cryoden.filters import apply_filter
 from cryoden.io import export_preview, write_mrc
 from cryoden.metrics import cross_correlation, frc, psnr, resolution_crossing
-from cryoden.noise import add_gaussian_noise, image_rng
 from cryoden.simulation.datasets import simulate_images
 
 FILTER_SETTINGS = {
@@ -41,13 +40,20 @@ def command(
 ) -> None:
     """Add noise to a phantom projection, filter it and score every filter."""
     out.mkdir(parents=True, exist_ok=True)
-    sample = next(iter(simulate_images(n_images=1, size=size, pixel_size_angstrom=2.0, seed=seed)))
+    snrs = (0.05, 0.1, 0.5)
+    sample = next(
+        iter(
+            simulate_images(
+                n_images=1, size=size, pixel_size_angstrom=2.0, snr_levels=snrs, seed=seed
+            )
+        )
+    )
     clean = sample.clean
     write_mrc(out / "clean.mrc", clean, voxel_size_angstrom=2.0)
     export_preview(out / "clean.png", clean)
     rows = []
-    for k, snr in enumerate((0.05, 0.1, 0.5)):
-        noisy = add_gaussian_noise(clean, snr, rng=image_rng(seed, k))
+    for snr in snrs:
+        noisy = sample.pairs[snr][0]
         export_preview(out / f"noisy_snr{snr}.png", noisy)
         for name, image in [("noisy", noisy)] + [
             (label, apply_filter(f, noisy, **p)) for label, (f, p) in FILTER_SETTINGS.items()
