@@ -137,7 +137,7 @@ def n2v(
     images: list[Path] = typer.Option(..., "--images", metavar="DIR", help="Noisy images."),
     out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
     variant: str = typer.Option(
-        "n2v2", "--variant", help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median)."
+        "n2v", "--variant", help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median)."
     ),
     arch: str = ARCH, kernel: int = KERNEL, base_channels: int = BASE, depth: int = DEPTH,
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
