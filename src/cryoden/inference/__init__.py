@@ -1,0 +1,20 @@
+"""Inference: tiled prediction with smooth blending, and the denoiser."""
+
+from cryoden.inference.denoise import PRECISIONS, Denoiser
+from cryoden.inference.tiling import (
+    TilingPlan,
+    available_memory_bytes,
+    choose_tiling,
+    predict_tiled,
+)
+from cryoden.nets.device import default_device
+
+__all__ = [
+    "PRECISIONS",
+    "Denoiser",
+    "TilingPlan",
+    "available_memory_bytes",
+    "choose_tiling",
+    "default_device",
+    "predict_tiled",
+]

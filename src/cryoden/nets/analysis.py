@@ -1,0 +1,110 @@
+"""Size, cost and receptive field of a network."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cryoden.nets.config import NetworkConfig
+from cryoden.nets.registry import build_network
+
+
+def count_parameters(network: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in network.parameters() if p.requires_grad or not trainable_only)
+
+
+def _conv_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+    if isinstance(module, nn.ConvTranspose2d):
+        kh, kw = module.kernel_size
+        per_input = (module.out_channels // module.groups) * kh * kw
+        return inputs[0].numel() * per_input
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return output.numel() * (module.in_channels // module.groups) * kh * kw
+    return 0
+
+
+def flops_per_pixel(model: NetworkConfig | nn.Module, *, size: int | None = None) -> float:
+    """Floating-point operations per input pixel of one forward pass (convolutions only).
+
+    Multiply-accumulates of every ``Conv2d`` and ``ConvTranspose2d`` are counted with forward
+    hooks on a sample input of ``size × size`` pixels (by default ``4 * 2**depth``, so no
+    internal padding), doubled, and divided by the number of input pixels. Activations,
+    pooling, interpolation and the fixed blur of ``blurpool`` are not counted.
+
+    Parameters
+    ----------
+    model
+        A network configuration or a network (which must have a ``config`` attribute or take
+        one input channel).
+    size
+        Side of the square sample input.
+    """
+    network = build_network(model) if isinstance(model, NetworkConfig) else model
+    config = getattr(network, "config", None)
+    in_channels = config.in_channels if isinstance(config, NetworkConfig) else 1
+    if size is None:
+        size = 4 * config.size_multiple if isinstance(config, NetworkConfig) else 64
+    total = [0]
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        total[0] += _conv_macs(module, inputs, output)
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in network.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
+    try:
+        param = next(network.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.inference_mode():
+            network(torch.zeros(1, in_channels, size, size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return 2.0 * total[0] / (size * size)
+
+
+def _deepest_path(config: NetworkConfig) -> list[tuple[str, int, int]]:
+    """The layers ``(kind, kernel, stride)`` on the network's longest input-to-output path."""
+    k = config.kernel_size
+    depth = int(config.depth)  # type: ignore[arg-type]
+    down = [("pool", 2, 1), ("pool", 3, 2)] if config.blurpool else [("pool", 2, 2)]
+    up = [("bilinear", 0, 0)] if config.upsampling == "bilinear" else [("transposed", 0, 0)]
+    convs = 2 if config.arch == "unet" else 1
+    path: list[tuple[str, int, int]] = []
+    for _ in range(depth):
+        path += [("conv", k, 1)] * convs + down
+    if config.arch == "unet":
+        path += [("conv", k, 1)] * convs  # bottleneck
+    else:
+        up = [("bilinear", 0, 0)]
+    for _ in range(depth):
+        path += up + [("conv", k, 1)] * convs
+    return path
+
+
+def receptive_field(config: NetworkConfig) -> int:
+    """Receptive field (side, in input pixels) of the network, computed analytically.
+
+    Walking the longest path back from one output pixel, a window of ``r`` pixels becomes
+    ``r + k - 1`` through a ``k×k`` convolution, ``(r - 1) s + k`` through a pool of size ``k``
+    and stride ``s`` (max-blur-pool is a 2×2 max of stride 1 then a 3×3 blur of stride 2),
+    ``r // 2 + 2`` through bilinear 2× upsampling and ``r // 2 + 1`` through a 2×2 stride-2
+    transposed convolution (worst case over the output's position). 1×1 convolutions add
+    nothing; padding at the image border is ignored. This bounds the field measured from the
+    gradient of an output pixel.
+    """
+    field = 1
+    for kind, kernel, stride in reversed(_deepest_path(config)):
+        if kind == "conv":
+            field += kernel - 1
+        elif kind == "pool":
+            field = (field - 1) * stride + kernel
+        elif kind == "bilinear":
+            field = field // 2 + 2
+        else:
+            field = field // 2 + 1
+    return field

@@ -1,0 +1,99 @@
+"""Building blocks shared by the networks: convolutions, downsampling, upsampling, padding."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def activation(name: str) -> nn.Module:
+    """``"relu"`` or ``"leaky_relu"`` (negative slope 0.01)."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.01, inplace=True)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+    """A 'same' convolution (zero padding ``kernel_size // 2``)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+
+class ConvBlock(nn.Sequential):
+    """``n`` times (convolution, activation)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, act: str, n: int = 2
+    ) -> None:
+        layers: list[nn.Module] = []
+        for i in range(n):
+            layers += [conv(in_channels if i == 0 else out_channels, out_channels, kernel_size)]
+            layers += [activation(act)]
+        super().__init__(*layers)
+
+
+class BlurPool(nn.Module):
+    """Max-blur-pool (Zhang 2019, used by N2V2): max pool of stride 1, then a stride-2 blur.
+
+    The 2×2 max pool of stride 1 is taken on the input padded by one pixel (replicate) on the
+    bottom and right, so the size is kept; the [1 2 1]⊗[1 2 1]/16 blur (reflect padding) then
+    halves it. An even-sized input ``(H, W)`` gives ``(H/2, W/2)``, like ``MaxPool2d(2)``.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (k[:, None] * k[None, :]) / 16.0
+        self.channels = channels
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), kernel_size=2, stride=1)
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect" if min(x.shape[-2:]) > 1 else "replicate")
+        return F.conv2d(x, self.kernel.to(x.dtype), stride=2, groups=self.channels)
+
+
+def downsample(channels: int, blurpool: bool) -> nn.Module:
+    """``MaxPool2d(2)`` or :class:`BlurPool`."""
+    return BlurPool(channels) if blurpool else nn.MaxPool2d(2)
+
+
+class Upsample(nn.Module):
+    """2× upsampling: bilinear then a 1×1 convolution, or a 2×2 stride-2 transposed convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        if mode == "bilinear":
+            self.proj: nn.Module = nn.Conv2d(in_channels, out_channels, 1)
+        elif mode == "transposed":
+            self.proj = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        else:
+            raise ValueError(f"unknown upsampling {mode!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "bilinear":
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.proj(x)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad ``(B, C, H, W)`` on the bottom and right to a multiple of ``multiple``.
+
+    Reflect padding is used (repeated when the pad is larger than the image, replicate for a
+    one-pixel axis). Returns the padded tensor and the original ``H, W`` to crop back to.
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    while pad_h > 0 or pad_w > 0:
+        cur_h, cur_w = int(x.shape[-2]), int(x.shape[-1])
+        step_h = min(pad_h, cur_h - 1) if cur_h > 1 else 0
+        step_w = min(pad_w, cur_w - 1) if cur_w > 1 else 0
+        if step_h == 0 and step_w == 0:  # one-pixel axes: replicate the rest
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            break
+        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return x, h, w

@@ -1,0 +1,63 @@
+"""The seed study's encoder-decoder without skip connections (``seed5``, ``seed4``).
+
+The encoder has ``depth`` blocks Conv2d(k×k) → ReLU → MaxPool2d(2); the decoder has ``depth``
+steps of bilinear 2× upsampling → Conv2d(k×k) → ReLU, and a final 1×1 convolution returns to
+one channel. There are no skip connections: that is the study's design, kept to reproduce it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cryoden.nets.blocks import activation, conv, downsample, pad_to_multiple
+from cryoden.nets.config import NetworkConfig
+
+
+class EncoderDecoder(nn.Module):
+    """The study's encoder-decoder, ``(B, C, H, W) -> (B, C_out, H, W)`` for any ``H, W``.
+
+    Encoder block ``i`` has ``base * 2**min(i, 3)`` channels (so ``seed5`` with base 32 goes
+    32, 64, 128, 256, 256); the decoder mirrors the widths back down. Inputs are reflect-padded
+    to a multiple of ``2**depth`` and the output is cropped back.
+
+    Parameters
+    ----------
+    config
+        A :class:`~cryoden.nets.config.NetworkConfig` with ``arch`` ``"seed5"`` or ``"seed4"``.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        if config.arch not in ("seed5", "seed4"):
+            raise ValueError(f"EncoderDecoder needs arch seed5 or seed4, got {config.arch!r}")
+        self.config = config
+        depth = int(config.depth)  # type: ignore[arg-type]
+        k, act, base = config.kernel_size, str(config.activation), config.base_channels
+        widths = [base * 2 ** min(i, 3) for i in range(depth)]
+        layers: list[nn.Module] = []
+        in_ch = config.in_channels
+        for width in widths:
+            layers += [conv(in_ch, width, k), activation(act), downsample(width, config.blurpool)]
+            in_ch = width
+        self.encoder = nn.Sequential(*layers)
+        layers = []
+        for i in reversed(range(depth)):
+            out_ch = widths[i - 1] if i > 0 else widths[0]
+            layers += [
+                nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
+                conv(in_ch, out_ch, k),
+                activation(act),
+            ]
+            in_ch = out_ch
+        self.decoder = nn.Sequential(*layers)
+        self.head = nn.Conv2d(in_ch, config.out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise a batch ``(B, C, H, W)``."""
+        inp = x
+        x, h, w = pad_to_multiple(x, self.config.size_multiple)
+        out = self.head(self.decoder(self.encoder(x)))[..., :h, :w]
+        if self.config.residual:
+            out = out + inp
+        return out

@@ -1,0 +1,232 @@
+"""Training images: normalised pair and single-image datasets, splits and patch sampling.
+
+Datasets hold each training image as a normalised float32 array ``(C, H, W)``: ``C = 2`` for
+Noise2Noise pairs ``(a, b)``, ``C = 1`` for single images. :func:`sample_patches` draws random
+patches with random flips and 90° rotations from such arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from cryoden.errors import ParameterError
+from cryoden.training.normalization import NormalizationSpec
+
+
+def _as_image(array: np.ndarray, what: str) -> np.ndarray:
+    image = np.asarray(array, dtype=np.float32)
+    if image.ndim != 2:
+        raise ParameterError(f"{what} must be a 2D image, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ParameterError(f"{what} contains NaN or infinite values")
+    return image
+
+
+class ImageDataset:
+    """Normalised training images ``(C, H, W)`` and what the model file should record.
+
+    Build one with :class:`PairDataset` or :class:`SingleDataset`.
+    """
+
+    channels: int = 1
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        normalization: NormalizationSpec,
+        sources: list[str] | None = None,
+    ) -> None:
+        self.images = images
+        self.normalization = normalization
+        self.sources = sources
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` of each image."""
+        return [(int(im.shape[-2]), int(im.shape[-1])) for im in self.images]
+
+    def subset(self, indices: Sequence[int]) -> ImageDataset:
+        """A dataset of the images at ``indices`` (same class and normalisation)."""
+        out = object.__new__(type(self))
+        ImageDataset.__init__(
+            out,
+            [self.images[i] for i in indices],
+            self.normalization,
+            None if self.sources is None else [self.sources[i] for i in indices],
+        )
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description: count, distinct shapes, channels."""
+        shapes = sorted({tuple(s) for s in self.shapes})
+        return {
+            "n_images": len(self),
+            "shapes": [list(s) for s in shapes],
+            "channels": self.channels,
+        }
+
+
+class PairDataset(ImageDataset):
+    """Noise2Noise pairs ``(a, b)``, each normalised with one set of parameters.
+
+    The normalisation of a pair is fitted on the pixels of ``a`` and ``b`` together, so both
+    images get the same center and scale (the target stays consistent with the input) and the
+    scale matches what a single noisy image gets at inference.
+
+    Parameters
+    ----------
+    pairs
+        Sequence of ``(a, b)`` 2D arrays of equal shape (shapes may differ between pairs).
+    normalization
+        The normalisation method.
+    sources
+        Optional names of the pairs (file paths), kept for the model file's summary.
+    """
+
+    channels = 2
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        normalization: NormalizationSpec | None = None,
+        sources: list[str] | None = None,
+    ) -> None:
+        spec = normalization or NormalizationSpec()
+        images = []
+        for i, (a, b) in enumerate(pairs):
+            a = _as_image(a, f"pair {i} image a")
+            b = _as_image(b, f"pair {i} image b")
+            if a.shape != b.shape:
+                raise ParameterError(f"pair {i}: a has shape {a.shape} but b has {b.shape}")
+            norm = spec.fit(np.stack([a, b]))
+            images.append(np.stack([norm.apply(a), norm.apply(b)]))
+        if not images:
+            raise ParameterError("no training pairs given")
+        super().__init__(images, spec, sources)
+
+    @classmethod
+    def from_stacks(
+        cls, a: np.ndarray, b: np.ndarray, *, normalization: NormalizationSpec | None = None
+    ) -> PairDataset:
+        """Pairs from two stacks ``(N, H, W)`` (or two single images)."""
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            raise ParameterError(f"stack a has shape {a.shape} but stack b has {b.shape}")
+        if a.ndim == 2:
+            a, b = a[None], b[None]
+        return cls(list(zip(a, b)), normalization=normalization)
+
+
+class SingleDataset(ImageDataset):
+    """Single noisy images (Noise2Void, Neighbor2Neighbor), each normalised on its own.
+
+    Parameters
+    ----------
+    images
+        Sequence of 2D arrays, or one stack ``(N, H, W)``.
+    normalization
+        The normalisation method.
+    sources
+        Optional names of the images.
+    """
+
+    channels = 1
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray] | np.ndarray,
+        *,
+        normalization: NormalizationSpec | None = None,
+        sources: list[str] | None = None,
+    ) -> None:
+        spec = normalization or NormalizationSpec()
+        arrays = []
+        for i, image in enumerate(images):
+            image = _as_image(image, f"image {i}")
+            arrays.append(spec.fit(image).apply(image)[None])
+        if not arrays:
+            raise ParameterError("no training images given")
+        super().__init__(arrays, spec, sources)
+
+
+def split_indices(n: int, validation_fraction: float, *, seed: int) -> tuple[list[int], list[int]]:
+    """Split ``n`` whole images into training and validation indices.
+
+    ``round(n * validation_fraction)`` images (at least 1 when the fraction is positive, and
+    always leaving one for training) are held out, chosen by a permutation seeded with
+    ``seed``. Returns sorted index lists ``(train, validation)``.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ParameterError(f"validation fraction must be in [0, 1), got {validation_fraction}")
+    n_val = 0 if validation_fraction == 0 else max(1, round(n * validation_fraction))
+    n_val = min(n_val, n - 1)
+    if validation_fraction > 0 and n_val < 1:
+        raise ParameterError(
+            f"a validation split needs at least 2 images, got {n}; use validation fraction 0"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])
+
+
+def sample_patches(
+    images: Sequence[np.ndarray | torch.Tensor],
+    *,
+    patch: int,
+    batch: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Draw ``batch`` random ``patch × patch`` patches with random flips and 90° rotations.
+
+    An image is picked with probability proportional to its area, then a uniformly random
+    position, then one of the 8 symmetries of the square, applied identically to all channels.
+
+    Parameters
+    ----------
+    images
+        Arrays or tensors ``(C, H, W)`` (all with the same ``C``), each at least ``patch`` on
+        both sides.
+    patch
+        Patch side in pixels.
+    batch
+        Number of patches.
+    generator
+        CPU torch generator; the draw depends on nothing else.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, C, patch, patch)`` float32 on the CPU.
+    """
+    if not images:
+        raise ParameterError("no images to sample patches from")
+    tensors = [torch.as_tensor(np.asarray(im, dtype=np.float32)) for im in images]
+    for t in tensors:
+        if t.ndim != 3:
+            raise ParameterError(f"images must be (C, H, W), got shape {tuple(t.shape)}")
+        if t.shape[-2] < patch or t.shape[-1] < patch:
+            raise ParameterError(
+                f"patch size {patch} is larger than an image of {t.shape[-2]}×{t.shape[-1]}"
+            )
+    areas = torch.tensor([float(t.shape[-2] * t.shape[-1]) for t in tensors], dtype=torch.float64)
+    which = torch.multinomial(areas, batch, replacement=True, generator=generator)
+    draws = torch.rand(batch, 3, generator=generator, dtype=torch.float64)
+    out = torch.empty(batch, tensors[0].shape[0], patch, patch, dtype=torch.float32)
+    for i in range(batch):
+        t = tensors[int(which[i])]
+        h, w = int(t.shape[-2]), int(t.shape[-1])
+        y = min(int(draws[i, 0] * (h - patch + 1)), h - patch)
+        x = min(int(draws[i, 1] * (w - patch + 1)), w - patch)
+        sym = min(int(draws[i, 2] * 8), 7)
+        p = t[:, y : y + patch, x : x + patch]
+        if sym >= 4:
+            p = torch.flip(p, dims=(-1,))
+        out[i] = torch.rot90(p, k=sym % 4, dims=(-2, -1))
+    return out

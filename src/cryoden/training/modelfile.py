@@ -1,0 +1,315 @@
+"""Model files: network weights (safetensors) plus a JSON config; never a pickle.
+
+Two layouts hold the same content:
+
+- a directory with ``config.json`` and ``weights.safetensors``;
+- one ``.safetensors`` file whose metadata key ``cryoden_config`` holds the JSON config.
+
+Loading checks the file's first bytes before anything else: a pickle (``torch.save`` of old),
+a zip (``torch.save``'s default format) or anything else that is not safetensors is refused
+with :class:`~cryoden.errors.InputFileError`. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from cryoden import __version__
+from cryoden.errors import CryodenError, InputFileError, ParameterError
+from cryoden.nets.config import NetworkConfig
+from cryoden.nets.registry import build_network
+from cryoden.training.normalization import NormalizationSpec
+
+#: Version of the model-file layout this cryoden writes and the newest it reads.
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+METADATA_KEY = "cryoden_config"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass
+class ModelConfig:
+    """Everything besides the weights that a model file records.
+
+    Parameters
+    ----------
+    network
+        The network's configuration (rebuilds it).
+    normalization
+        How inputs are normalised (fitted per image at inference).
+    scheme
+        The training scheme's registry name (``"n2n"``, ``"n2v"``, ...).
+    training
+        Summary of the training: data (number of images, shapes, sources), epochs, final and
+        best losses, the training configuration. Free-form JSON.
+    cryoden_version
+        The version that wrote the file.
+    format_version
+        The model-file layout version.
+    """
+
+    network: NetworkConfig
+    normalization: NormalizationSpec = field(default_factory=NormalizationSpec)
+    scheme: str = "n2n"
+    training: dict[str, Any] = field(default_factory=dict)
+    cryoden_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "format_version": self.format_version,
+            "cryoden_version": self.cryoden_version,
+            "network": self.network.to_dict(),
+            "normalization": self.normalization.to_dict(),
+            "scheme": self.scheme,
+            "training": self.training,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build and validate (ParameterError for a missing or bad field)."""
+        if not isinstance(data, dict):
+            raise ParameterError("the model config must be a JSON object")
+        missing = [k for k in ("format_version", "network", "scheme") if k not in data]
+        if missing:
+            raise ParameterError(f"the model config lacks {', '.join(missing)}")
+        version = data["format_version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ParameterError(f"bad model format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ParameterError(
+                f"model format version {version} is newer than this cryoden reads "
+                f"({FORMAT_VERSION}); upgrade cryoden"
+            )
+        training = data.get("training", {})
+        if not isinstance(training, dict):
+            raise ParameterError("the model config's training summary must be a JSON object")
+        if not isinstance(data["scheme"], str):
+            raise ParameterError("the model config's scheme must be a string")
+        return cls(
+            network=NetworkConfig.from_dict(data["network"]),
+            normalization=NormalizationSpec.from_dict(data.get("normalization", {})),
+            scheme=data["scheme"],
+            training=training,
+            cryoden_version=str(data.get("cryoden_version", "unknown")),
+            format_version=version,
+        )
+
+
+@dataclass
+class LoadedModel:
+    """A network with its weights loaded (CPU, eval mode) and its config."""
+
+    network: nn.Module
+    config: ModelConfig
+    path: str
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary for ``cryoden models info``: config plus size, cost, field."""
+        from cryoden.nets.analysis import count_parameters, flops_per_pixel, receptive_field
+
+        return {
+            "path": self.path,
+            **self.config.to_dict(),
+            "parameters": count_parameters(self.network),
+            "flops_per_pixel": flops_per_pixel(self.network),
+            "receptive_field_px": receptive_field(self.config.network),
+        }
+
+
+def is_single_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names the single-file layout (it ends in ``.safetensors``)."""
+    return str(path).lower().endswith(".safetensors")
+
+
+def _state_dict(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in network.state_dict().items()}
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then move the temporary file onto ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(path: str | os.PathLike[str], network: nn.Module, model_config: ModelConfig) -> Path:
+    """Write a model file: a ``.safetensors`` file, or else a directory.
+
+    Parameters
+    ----------
+    path
+        Ending in ``.safetensors``: one file with the config in its metadata. Otherwise a
+        directory (created) with ``config.json`` and ``weights.safetensors``.
+    network
+        The network; its ``state_dict`` is saved as float tensors.
+    model_config
+        The config to store.
+
+    Returns
+    -------
+    Path
+        ``path``. Each file is written atomically (temporary file, then rename).
+    """
+    path = Path(path)
+    tensors = _state_dict(network)
+    text = json.dumps(model_config.to_dict(), indent=2, sort_keys=True)
+    if is_single_file(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        metadata = {METADATA_KEY: text, "format": "pt"}
+        _write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    _write_atomic(
+        path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"})
+    )
+    _write_atomic(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return path
+
+
+def check_safetensors(path: str | os.PathLike[str]) -> None:
+    """Refuse any file that is not safetensors, from its first bytes, without unpickling.
+
+    Raises
+    ------
+    InputFileError
+        For a pickle, a zip (``torch.save``), a truncated or otherwise foreign file.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError as err:
+        raise InputFileError(path, f"cannot read: {err.strerror or err}") from None
+    if head[:1] == b"\x80":
+        raise InputFileError(
+            path,
+            "is a pickle (e.g. torch.save) file; cryoden model files are safetensors + JSON "
+            "and pickles are never loaded",
+        )
+    if head[:4] == b"PK\x03\x04":
+        raise InputFileError(
+            path,
+            "is a zip (e.g. torch.save) file; cryoden model files are safetensors + JSON and "
+            "pickles are never loaded",
+        )
+    if len(head) < 9:
+        raise InputFileError(path, "is empty or truncated: not a safetensors file")
+    header_len = int.from_bytes(head[:8], "little")
+    if not 2 <= header_len <= _MAX_HEADER or head[8:9] != b"{" or size < 8 + header_len:
+        raise InputFileError(path, "is not a safetensors file (or is truncated)")
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    check_safetensors(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputFileError(path, f"unreadable safetensors file: {problem}") from None
+    return tensors, metadata
+
+
+def _parse_config(path: Path, text: str) -> ModelConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputFileError(path, f"the model config is not valid JSON ({err})") from None
+    try:
+        return ModelConfig.from_dict(data)
+    except (ParameterError, TypeError) as err:
+        raise InputFileError(path, f"invalid model config: {err}") from None
+
+
+def _short_list(names: list[str]) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _load_weights(path: Path, network: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing:
+        raise InputFileError(
+            path, f"missing weights for this network: {_short_list(missing)} ({len(missing)})"
+        )
+    if extra:
+        raise InputFileError(
+            path, f"unexpected weights for this network: {_short_list(extra)} ({len(extra)})"
+        )
+    for key, value in expected.items():
+        if tuple(tensors[key].shape) != tuple(value.shape):
+            raise InputFileError(
+                path,
+                f"weight {key} has shape {tuple(tensors[key].shape)} but the network "
+                f"expects {tuple(value.shape)}",
+            )
+    network.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
+
+
+def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load a model file (directory or single ``.safetensors`` file).
+
+    The network is rebuilt from the config, its weights loaded (missing, extra or misshapen
+    weights are errors), and it is returned on the CPU in eval mode.
+
+    Raises
+    ------
+    InputFileError
+        Missing path, a pickle/zip/foreign file, corrupt JSON, invalid config, unknown
+        architecture, weights that do not fit.
+    """
+    path = Path(path)
+    if path.is_file() and path.name == CONFIG_NAME:
+        path = path.parent
+    if path.is_dir():
+        config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+        for needed in (config_path, weights_path):
+            if not needed.is_file():
+                raise InputFileError(
+                    path, f"not a cryoden model directory: {needed.name} is missing"
+                )
+        try:
+            text = config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputFileError(config_path, f"cannot read the model config: {err}") from None
+        config = _parse_config(config_path, text)
+        tensors, _ = _read_safetensors(weights_path)
+        source = weights_path
+    elif path.is_file():
+        tensors, metadata = _read_safetensors(path)
+        if METADATA_KEY not in metadata:
+            raise InputFileError(
+                path, f"safetensors file without a cryoden config (metadata key {METADATA_KEY})"
+            )
+        config = _parse_config(path, metadata[METADATA_KEY])
+        source = path
+    else:
+        raise InputFileError(path, "no such model file or directory")
+    try:
+        network = build_network(config.network)
+    except CryodenError as err:
+        raise InputFileError(path, f"invalid model config: {err}") from None
+    _load_weights(source, network, tensors)
+    network.eval()
+    return LoadedModel(network=network, config=config, path=str(path))

@@ -1,0 +1,194 @@
+"""Neighbor2Neighbor: training a denoiser from single noisy images by neighbour sub-sampling.
+
+Neighbor2Neighbor (Huang, Li, Jia, Lu & Liu, "Neighbor2Neighbor: Self-Supervised Denoising from
+Single Noisy Images", CVPR 2021) splits one noisy image ``y`` into two half-size images: in each
+2 x 2 cell it picks two different, adjacent pixels at random, one into ``g1(y)`` and the other into
+``g2(y)``. Their signals are nearly equal and their noises independent, so they train as a
+Noise2Noise pair: ``f(g1(y)) -> g2(y)``. A regulariser corrects for the small signal difference
+between neighbours, with ``f(y)`` computed on the full image without gradient and sub-sampled the
+same way::
+
+    loss = ||f(g1(y)) - g2(y)||² + gamma ||f(g1(y)) - g2(y) - (g1(f(y)) - g2(f(y)))||²
+
+(means over pixels). The paper ramps ``gamma`` linearly from 0 to 2 over training; here ``gamma``
+is a plain attribute (default 2) a caller may change between epochs.
+
+The network is applied at inference to the full image, ``network(normalised image)``, like a
+Noise2Noise model: nothing of the scheme is needed there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from cryoden.errors import ParameterError
+from cryoden.training.losses import check_loss, regression_loss
+
+logger = logging.getLogger(__name__)
+
+#: Ordered pairs ``(k1, k2)`` of edge-adjacent positions in a 2 x 2 cell, where position
+#: ``k = 2 * dy + dx`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right). Diagonal pairs
+#: (0, 3) and (1, 2) are not neighbours and are excluded, as in the paper's sampler.
+NEIGHBOUR_PAIRS: tuple[tuple[int, int], ...] = (
+    (0, 1),
+    (0, 2),
+    (1, 0),
+    (1, 3),
+    (2, 0),
+    (2, 3),
+    (3, 1),
+    (3, 2),
+)
+
+
+def _cells(images: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C, H // 2, W // 2, 4)``: the pixels of each 2 x 2 cell.
+
+    An odd last row or column is dropped.
+    """
+    batch, channels, height, width = images.shape
+    h2, w2 = height // 2, width // 2
+    cropped = images[:, :, : 2 * h2, : 2 * w2]
+    return (
+        cropped.reshape(batch, channels, h2, 2, w2, 2)
+        .permute(0, 1, 2, 4, 3, 5)
+        .reshape(batch, channels, h2, w2, 4)
+    )
+
+
+def draw_neighbour_pairs(
+    shape: tuple[int, int, int, int], *, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random neighbour pairs, one per 2 x 2 cell of each image.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(B, C, H, W)`` of the batch (channels share the pair of their cell).
+    generator : torch.Generator
+        The only source of randomness; drawn on its device.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(k1, k2)``, each ``(B, 1, H // 2, W // 2)`` int64 in 0..3: the positions in the cell
+        (``2 * dy + dx``) that go to ``g1`` and ``g2``; always different and edge-adjacent.
+    """
+    batch, _, height, width = shape
+    if height < 2 or width < 2:
+        raise ParameterError(f"sub-sampling needs images of at least 2 x 2, got {height} x {width}")
+    pairs = torch.tensor(NEIGHBOUR_PAIRS, dtype=torch.int64, device=generator.device)
+    choice = torch.randint(
+        0,
+        len(NEIGHBOUR_PAIRS),
+        (batch, 1, height // 2, width // 2),
+        generator=generator,
+        device=generator.device,
+    )
+    return pairs[choice, 0], pairs[choice, 1]
+
+
+def subsample(images: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The half-size image taking, in each 2 x 2 cell, the pixel at ``positions``.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(B, C, H, W)``.
+    positions : torch.Tensor
+        ``(B, 1, H // 2, W // 2)`` int64 positions in 0..3 (from :func:`draw_neighbour_pairs`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, H // 2, W // 2)``, differentiable with respect to ``images``.
+    """
+    cells = _cells(images)
+    index = positions.to(images.device).unsqueeze(-1).expand(*cells.shape[:-1], 1)
+    return cells.gather(-1, index).squeeze(-1)
+
+
+def neighbour_subsample(
+    images: torch.Tensor, *, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair ``(g1(y), g2(y))`` of random neighbour sub-samples of a batch ``y``."""
+    k1, k2 = draw_neighbour_pairs(tuple(images.shape), generator=generator)
+    return subsample(images, k1), subsample(images, k2)
+
+
+class Neighbor2Neighbor:
+    """The Neighbor2Neighbor training scheme (``"nb2nb"``); patches have 1 channel.
+
+    Credit: Huang, Li, Jia, Lu & Liu, "Neighbor2Neighbor: Self-Supervised Denoising from Single
+    Noisy Images", CVPR 2021 (see the module docstring for the loss).
+
+    Parameters
+    ----------
+    loss
+        Reconstruction term: ``"l2"`` (the paper's) or ``"l1"``; the regulariser is always
+        squared.
+    gamma
+        Weight of the regulariser (the paper's final value, 2). The paper ramps it from 0; a
+        caller may do so by setting :attr:`gamma` between epochs.
+    validation_seed
+        Seed of the fixed generator :meth:`validation_loss` sub-samples with.
+    """
+
+    name = "nb2nb"
+    channels = 1
+
+    def __init__(self, *, loss: str = "l2", gamma: float = 2.0, validation_seed: int = 0) -> None:
+        self.loss_kind = check_loss(loss)
+        if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0.0):
+            raise ParameterError(f"gamma must be a finite number >= 0, got {gamma!r}")
+        self.gamma = float(gamma)
+        self.validation_seed = int(validation_seed)
+
+    def __repr__(self) -> str:
+        return f"Neighbor2Neighbor(loss={self.loss_kind!r}, gamma={self.gamma!r})"
+
+    def terms(
+        self, network: nn.Module, batch: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reconstruction and regularisation terms (scalar means) of one batch.
+
+        Parameters
+        ----------
+        network
+            Maps ``(B, 1, H, W)`` to ``(B, 1, H, W)`` for any ``H, W``.
+        batch
+            ``(B, 1, P, P)`` noisy patches ``y`` (an odd last row or column is not used).
+        generator
+            CPU generator drawing the neighbour pairs.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``mean|f(g1(y)) - g2(y)|^p`` and
+            ``mean(f(g1(y)) - g2(y) - (g1(f(y)) - g2(f(y))))^2``, ``f(y)`` without gradient.
+        """
+        k1, k2 = draw_neighbour_pairs(tuple(batch.shape), generator=generator)
+        g1, g2 = subsample(batch, k1), subsample(batch, k2)
+        with torch.no_grad():
+            full = network(batch)
+            expected_difference = subsample(full, k1) - subsample(full, k2)
+        prediction = network(g1)
+        reconstruction = regression_loss(prediction, g2, self.loss_kind)
+        regulariser = (prediction - g2 - expected_difference).square().mean()
+        return reconstruction, regulariser
+
+    def loss(
+        self, network: nn.Module, batch: torch.Tensor, *, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``reconstruction + gamma * regulariser`` of one batch (see :meth:`terms`)."""
+        reconstruction, regulariser = self.terms(network, batch, generator=generator)
+        return reconstruction + self.gamma * regulariser
+
+    def validation_loss(self, network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        """The loss with a generator seeded with ``validation_seed`` (deterministic)."""
+        generator = torch.Generator().manual_seed(self.validation_seed)
+        return self.loss(network, batch, generator=generator)

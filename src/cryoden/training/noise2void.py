@@ -1,0 +1,418 @@
+"""Noise2Void and N2V2: blind-spot training from single noisy images.
+
+Noise2Void (Krull, Buchholz & Jug, "Noise2Void - Learning Denoising from Single Noisy Images",
+CVPR 2019) trains a denoiser on the noisy images alone. In every training patch a small, stratified
+random set of pixels is *masked*: each masked pixel's value is replaced by the value of another
+pixel from its neighbourhood, the network predicts the whole patch, and the loss is taken on the
+masked pixels only, against their original noisy values. Since a masked pixel's own value is not in
+the network's input, the network cannot learn the identity; with pixel-wise independent, zero-mean
+noise the best prediction is the clean signal.
+
+N2V2 (Höck, Buchholz, Brachmann, Jug & Krull, "N2V2 - Fixing Noise2Void Checkerboard Artifacts
+with Modified Sampling Strategies and a Tweaked Network Architecture", ECCV Workshops 2022) removes
+the checkerboard artefacts of plain Noise2Void with a blur-pool U-Net without its top-level skip
+connection (:func:`n2v2_network_config`) and the median of the neighbourhood, centre excluded, as
+the replacement value.
+
+Masking here is *strict*: replacement values never come from another masked pixel, so no masked
+pixel's own value re-enters the input anywhere, and the prediction at a masked pixel does not
+depend on that pixel's noisy value at all (the reference implementations copy from the original
+patch and can leak a value when two masked pixels are neighbours).
+
+Nothing in these schemes is needed at inference: a model trained with them is applied as
+``network(normalised image)`` like a Noise2Noise model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from cryoden.errors import ParameterError
+from cryoden.nets.config import NetworkConfig
+from cryoden.training.losses import check_loss, regression_loss
+
+logger = logging.getLogger(__name__)
+
+Replacement = Literal["random", "median"]
+Variant = Literal["n2v", "n2v2"]
+
+REPLACEMENTS: tuple[str, ...] = ("random", "median")
+VARIANTS: tuple[str, ...] = ("n2v", "n2v2")
+
+#: Default fraction of masked pixels: one per 5 x 5 cell (see :class:`Noise2Void`).
+DEFAULT_MASK_FRACTION = 0.04
+
+#: The network options N2V2 sets (blur-pool downsampling, no top-level skip connection).
+N2V2_NETWORK_TWEAKS: dict[str, Any] = {"blurpool": True, "top_skip": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedBatch:
+    """A batch prepared for blind-spot training.
+
+    Attributes
+    ----------
+    inputs : torch.Tensor
+        ``(B, C, H, W)``: the batch with every masked pixel replaced.
+    mask : torch.Tensor
+        ``(B, C, H, W)`` bool: True at the masked pixels.
+    """
+
+    inputs: torch.Tensor
+    mask: torch.Tensor
+
+
+def mask_cell_size(mask_fraction: float) -> int:
+    """Side of the square stratification cell that masks ``mask_fraction`` of the pixels.
+
+    One pixel is masked per ``cell x cell`` cell, so the realised fraction is ``1 / cell**2``
+    (``cell = round(1 / sqrt(mask_fraction))``, as in CAREamics): 0.002 gives 22 (0.21 %), 0.0156
+    gives 8 (1.56 %).
+
+    Raises
+    ------
+    ParameterError
+        If ``mask_fraction`` is not in (0, 0.25] (a cell of at least 2 x 2 pixels).
+    """
+    if not math.isfinite(mask_fraction) or not 0.0 < mask_fraction <= 0.25:
+        raise ParameterError(f"mask_fraction must be in (0, 0.25], got {mask_fraction}")
+    return max(2, round(1.0 / math.sqrt(mask_fraction)))
+
+
+def stratified_coordinates(
+    shape: tuple[int, int, int, int], *, cell: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stratified random pixel positions: at most one per ``cell x cell`` cell of each image.
+
+    The image is tiled from its top-left corner by cells; in every cell one position is drawn
+    uniformly and kept when it falls inside the image (always, for cells wholly inside). Every
+    pixel is therefore chosen with probability ``1 / cell**2``, and no two chosen pixels share a
+    cell.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(B, C, H, W)`` of the batch; channels are masked independently.
+    cell : int
+        Cell side in pixels (see :func:`mask_cell_size`).
+    generator : torch.Generator
+        The source of randomness; the positions are drawn on its device.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(b, c, y, x)`` int64 index vectors of equal length (on the generator's device).
+    """
+    batch, channels, height, width = shape
+    n_y, n_x = math.ceil(height / cell), math.ceil(width / cell)
+    device = generator.device
+    offsets = torch.randint(
+        0, cell, (batch, channels, n_y, n_x, 2), generator=generator, device=device
+    )
+    y = torch.arange(n_y, device=device).view(1, 1, n_y, 1) * cell + offsets[..., 0]
+    x = torch.arange(n_x, device=device).view(1, 1, 1, n_x) * cell + offsets[..., 1]
+    b = torch.arange(batch, device=device).view(batch, 1, 1, 1).expand_as(y)
+    c = torch.arange(channels, device=device).view(1, channels, 1, 1).expand_as(y)
+    keep = (y < height) & (x < width)
+    return b[keep], c[keep], y[keep], x[keep]
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Mirror indices into ``[0, size)`` without repeating the edge (numpy's ``reflect``)."""
+    index = torch.where(index < 0, -index, index)
+    return torch.where(index >= size, 2 * (size - 1) - index, index)
+
+
+def replacement_values(
+    images: torch.Tensor,
+    mask: torch.Tensor,
+    coords: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    neighborhood: int = 5,
+    replacement: Replacement = "random",
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Values that replace the masked pixels, drawn from each one's neighbourhood.
+
+    The candidates of a masked pixel are the pixels of the ``neighborhood x neighborhood`` window
+    around it (mirrored at the image border), minus the pixel itself and minus every other masked
+    pixel. ``"random"`` takes one candidate uniformly at random (N2V's uniform pixel selection
+    without the centre, as N2V2 recommends); ``"median"`` takes the candidates' median (N2V2).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(B, C, H, W)`` original batch.
+    mask : torch.Tensor
+        ``(B, C, H, W)`` bool, True at the masked pixels.
+    coords : tuple of torch.Tensor
+        ``(b, c, y, x)`` of the masked pixels, on ``images``' device.
+    neighborhood : int
+        Odd window side, at least 3.
+    replacement : {"random", "median"}
+        How the value is chosen from the candidates.
+    generator : torch.Generator
+        Source of randomness for ``"random"``.
+
+    Returns
+    -------
+    torch.Tensor
+        One value per masked pixel, differentiable with respect to ``images``.
+    """
+    _, _, height, width = images.shape
+    b, c, y, x = coords
+    radius = neighborhood // 2
+    steps = torch.arange(-radius, radius + 1, device=images.device)
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+    ny = _reflect(y[:, None] + dy.reshape(1, -1), height)
+    nx = _reflect(x[:, None] + dx.reshape(1, -1), width)
+    bb, cc = b[:, None].expand_as(ny), c[:, None].expand_as(ny)
+    # Reflection can map a non-zero offset onto the centre (row 1, offset -2), so compare positions.
+    candidate = ~mask[bb, cc, ny, nx] & ~((ny == y[:, None]) & (nx == x[:, None]))
+    values = images[bb, cc, ny, nx]
+    # With cells of at least 2 x 2 a window holds at most ((neighborhood + 1) / 2)**2 masked
+    # pixels, so there are candidates except in degenerate tiny images, where the replacement is
+    # 0 (the normalised images' centre) rather than anything that could leak the pixel's value.
+    none = ~candidate.any(dim=1)
+    if replacement == "random":
+        weights = candidate.to(device=generator.device, dtype=torch.float32)
+        weights[none.to(generator.device)] = 1.0  # keeps multinomial defined; overridden below
+        pick = torch.multinomial(weights, 1, generator=generator).to(images.device)
+        chosen = values.gather(1, pick).squeeze(1)
+        return torch.where(none, torch.zeros_like(chosen), chosen)
+    if replacement == "median":
+        nan = torch.full_like(values, float("nan"))
+        median = torch.nanmedian(torch.where(candidate, values, nan), dim=1).values
+        return torch.where(none, torch.zeros_like(median), median)
+    raise ParameterError(
+        f"replacement must be one of {', '.join(REPLACEMENTS)}, got {replacement!r}"
+    )
+
+
+def blind_spot_mask(
+    images: torch.Tensor,
+    *,
+    mask_fraction: float,
+    neighborhood: int = 5,
+    replacement: Replacement = "random",
+    generator: torch.Generator,
+) -> MaskedBatch:
+    """Mask a stratified random set of pixels of each image (the Noise2Void manipulation).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(B, C, H, W)`` batch; not modified. Gradients flow from the returned inputs to
+        ``images`` everywhere except at the masked pixels.
+    mask_fraction : float
+        Target fraction of masked pixels (see :func:`mask_cell_size`).
+    neighborhood : int
+        Odd side of the window replacement values come from.
+    replacement : {"random", "median"}
+        See :func:`replacement_values`.
+    generator : torch.Generator
+        The only source of randomness.
+
+    Returns
+    -------
+    MaskedBatch
+        The masked inputs and the boolean mask.
+    """
+    if images.ndim != 4:
+        raise ParameterError(f"expected a (B, C, H, W) batch, got shape {tuple(images.shape)}")
+    _check_neighborhood(neighborhood)
+    if min(images.shape[-2:]) <= neighborhood // 2:
+        raise ParameterError(
+            f"patches must be larger than neighborhood // 2 = {neighborhood // 2}, "
+            f"got {tuple(images.shape[-2:])}"
+        )
+    cell = mask_cell_size(mask_fraction)
+    coords = stratified_coordinates(tuple(images.shape), cell=cell, generator=generator)
+    coords = tuple(index.to(images.device) for index in coords)
+    mask = torch.zeros(images.shape, dtype=torch.bool, device=images.device)
+    mask[coords] = True
+    values = replacement_values(
+        images,
+        mask,
+        coords,
+        neighborhood=neighborhood,
+        replacement=replacement,
+        generator=generator,
+    )
+    inputs = images.index_put(coords, values)
+    return MaskedBatch(inputs=inputs, mask=mask)
+
+
+def n2v2_network_config(config: NetworkConfig | None = None) -> NetworkConfig:
+    """The N2V2 version of a U-Net configuration: blur-pool and no top-level skip.
+
+    Parameters
+    ----------
+    config
+        A ``unet`` configuration; ``None`` for the default U-Net.
+
+    Returns
+    -------
+    NetworkConfig
+        A copy with :data:`N2V2_NETWORK_TWEAKS` applied (``blurpool=True``, ``top_skip=False``).
+
+    Raises
+    ------
+    ParameterError
+        If the architecture has no skip connections to drop (the seed encoder-decoders).
+    """
+    config = NetworkConfig() if config is None else config
+    return config.replace(**N2V2_NETWORK_TWEAKS)
+
+
+def _check_neighborhood(neighborhood: int) -> None:
+    if isinstance(neighborhood, bool) or not isinstance(neighborhood, int):
+        raise ParameterError(f"neighborhood must be an odd integer >= 3, got {neighborhood!r}")
+    if neighborhood < 3 or neighborhood % 2 == 0:
+        raise ParameterError(f"neighborhood must be an odd integer >= 3, got {neighborhood}")
+
+
+class Noise2Void:
+    """The Noise2Void training scheme (``"n2v"``); patches have 1 channel (single images).
+
+    Credit: Krull, Buchholz & Jug, "Noise2Void - Learning Denoising from Single Noisy Images",
+    CVPR 2019. With ``variant="n2v2"`` (or the :class:`N2V2` scheme) the N2V2 sampling of Höck et
+    al. (ECCV Workshops 2022) is used; see the module docstring.
+
+    Parameters
+    ----------
+    loss
+        ``"l2"`` (the paper's) or ``"l1"``, on the masked pixels only.
+    variant
+        ``"n2v"`` or ``"n2v2"``; the variant sets the default ``replacement`` and the
+        :attr:`network_tweaks` the network should be built with.
+    mask_fraction
+        Fraction of pixels masked per patch, one per stratification cell of side
+        ``round(1 / sqrt(mask_fraction))`` (see :func:`mask_cell_size`). The default, 1/25 (cells
+        of 5 x 5), is higher than the papers' 0.2 %: with minutes of CPU training every step
+        counts, and more masked pixels per patch give a less noisy gradient.
+    neighborhood
+        Odd side of the replacement window (5: a 5 x 5 neighbourhood).
+    replacement
+        ``"random"`` or ``"median"``; ``None`` takes ``"random"`` for N2V and ``"median"`` for
+        N2V2.
+    validation_seed
+        Seed of the fixed generator :meth:`validation_loss` masks with.
+    """
+
+    name = "n2v"
+    channels = 1
+    default_variant: Variant = "n2v"
+
+    def __init__(
+        self,
+        *,
+        loss: str = "l2",
+        variant: Variant | None = None,
+        mask_fraction: float = DEFAULT_MASK_FRACTION,
+        neighborhood: int = 5,
+        replacement: Replacement | None = None,
+        validation_seed: int = 0,
+    ) -> None:
+        self.loss_kind = check_loss(loss)
+        variant = self.default_variant if variant is None else variant
+        if variant not in VARIANTS:
+            raise ParameterError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if replacement is None:
+            replacement = "median" if variant == "n2v2" else "random"
+        if replacement not in REPLACEMENTS:
+            raise ParameterError(
+                f"replacement must be one of {', '.join(REPLACEMENTS)}, got {replacement!r}"
+            )
+        mask_cell_size(mask_fraction)
+        _check_neighborhood(neighborhood)
+        self.variant: Variant = variant
+        self.mask_fraction = float(mask_fraction)
+        self.neighborhood = neighborhood
+        self.replacement: Replacement = replacement
+        self.validation_seed = int(validation_seed)
+        self._network_checked = False
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(loss={self.loss_kind!r}, variant={self.variant!r}, "
+            f"mask_fraction={self.mask_fraction!r}, neighborhood={self.neighborhood!r}, "
+            f"replacement={self.replacement!r})"
+        )
+
+    @property
+    def network_tweaks(self) -> dict[str, Any]:
+        """Network options the variant calls for: ``{}`` for N2V, blur-pool and no top skip for
+        N2V2 (apply with ``network_config.replace(**scheme.network_tweaks)``)."""
+        return dict(N2V2_NETWORK_TWEAKS) if self.variant == "n2v2" else {}
+
+    def mask(self, batch: torch.Tensor, *, generator: torch.Generator) -> MaskedBatch:
+        """Mask ``batch`` with this scheme's settings (see :func:`blind_spot_mask`)."""
+        return blind_spot_mask(
+            batch,
+            mask_fraction=self.mask_fraction,
+            neighborhood=self.neighborhood,
+            replacement=self.replacement,
+            generator=generator,
+        )
+
+    def loss(
+        self, network: nn.Module, batch: torch.Tensor, *, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Masked loss: mask pixels, predict the patch, compare at the masked pixels only.
+
+        Parameters
+        ----------
+        network
+            Maps ``(B, 1, P, P)`` to ``(B, 1, P, P)``.
+        batch
+            ``(B, 1, P, P)`` noisy patches (the targets at the masked pixels).
+        generator
+            CPU generator drawing the masked positions and the replacements.
+        """
+        self._check_network(network)
+        masked = self.mask(batch, generator=generator)
+        prediction = network(masked.inputs)
+        return regression_loss(prediction, batch.detach(), self.loss_kind, mask=masked.mask)
+
+    def validation_loss(self, network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        """Masked loss with a generator seeded with ``validation_seed`` (deterministic)."""
+        generator = torch.Generator().manual_seed(self.validation_seed)
+        return self.loss(network, batch, generator=generator)
+
+    def _check_network(self, network: nn.Module) -> None:
+        """Warn once when an N2V2 scheme trains a network without the N2V2 options."""
+        if self._network_checked:
+            return
+        self._network_checked = True
+        config = getattr(network, "config", None)
+        wrong = {
+            key: getattr(config, key)
+            for key, value in self.network_tweaks.items()
+            if getattr(config, key, value) != value
+        }
+        if wrong:
+            logger.warning(
+                "N2V2 expects a network with %s, got %s: checkerboard artefacts may remain",
+                self.network_tweaks,
+                wrong,
+            )
+
+
+class N2V2(Noise2Void):
+    """The N2V2 training scheme (``"n2v2"``): Noise2Void with median replacement.
+
+    Credit: Höck, Buchholz, Brachmann, Jug & Krull, "N2V2 - Fixing Noise2Void Checkerboard
+    Artifacts with Modified Sampling Strategies and a Tweaked Network Architecture", ECCV
+    Workshops 2022. Train it with the network of :func:`n2v2_network_config` (blur-pool, no
+    top-level skip); it logs a warning otherwise. Parameters as :class:`Noise2Void`.
+    """
+
+    name = "n2v2"
+    default_variant: Variant = "n2v2"

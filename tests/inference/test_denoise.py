@@ -1,0 +1,96 @@
+"""The Denoiser: scale kept, tiling invisible, stacks, precision switches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cryoden.errors import ParameterError
+from cryoden.inference import Denoiser, default_device
+from cryoden.nets import NetworkConfig, build_network
+from cryoden.training.modelfile import LoadedModel, ModelConfig, load_model, save_model
+
+
+def _model(residual_identity: bool = False) -> LoadedModel:
+    config = NetworkConfig(depth=2, base_channels=4, residual=residual_identity)
+    torch.manual_seed(2)
+    net = build_network(config).eval()
+    if residual_identity:
+        nn.init.zeros_(net.head.weight)
+        nn.init.zeros_(net.head.bias)
+    return LoadedModel(network=net, config=ModelConfig(network=config), path="memory")
+
+
+def test_default_device_is_a_device():
+    assert isinstance(default_device(), torch.device)
+
+
+def test_identity_model_keeps_the_input_and_its_scale(rng):
+    image = (rng.normal(size=(45, 61)) * 30 + 500).astype(np.float32)
+    out = Denoiser(_model(residual_identity=True), device="cpu")(image)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    np.testing.assert_allclose(out, image, rtol=1e-6, atol=1e-3)
+
+
+def test_tiling_does_not_change_the_result(rng):
+    model = _model()
+    image = rng.normal(size=(300, 411)).astype(np.float32)
+    whole_denoiser = Denoiser(model, device="cpu", channels_last=False)
+    assert whole_denoiser.plan(image.shape).tile == image.shape
+    whole = whole_denoiser(image)
+    norm = model.config.normalization.fit(image)
+    with torch.no_grad():
+        forward = model.network(torch.from_numpy(norm.apply(image))[None, None])[0, 0]
+    np.testing.assert_array_equal(whole, norm.invert(forward.numpy()))
+    tiled_denoiser = Denoiser(model, device="cpu", tile=128, batch=3)
+    assert tiled_denoiser.plan(image.shape).tile == (128, 128)
+    tiled = tiled_denoiser(image)
+    assert np.abs(tiled - whole).max() / np.abs(whole).max() < 1e-4
+
+
+def test_stacks_are_denoised_image_by_image(rng):
+    model = _model()
+    stack = rng.normal(size=(3, 40, 52)).astype(np.float32) * np.array([1, 10, 100])[:, None, None]
+    denoiser = Denoiser(model, device="cpu")
+    out = denoiser(stack)
+    assert out.shape == stack.shape
+    for i in range(3):
+        np.testing.assert_array_equal(out[i], denoiser(stack[i]))
+    # per-image normalisation: scaling an image scales its output
+    np.testing.assert_allclose(denoiser(10 * stack[0]), 10 * out[0], rtol=1e-4, atol=1e-4)
+
+
+def test_precision_and_memory_format_switches(rng):
+    model = _model()
+    image = rng.normal(size=(64, 80)).astype(np.float32)
+    reference = Denoiser(model, device="cpu", channels_last=False)(image)
+    channels_last = Denoiser(model, device="cpu", channels_last=True)(image)
+    np.testing.assert_allclose(channels_last, reference, rtol=1e-4, atol=1e-5)
+    bf16 = Denoiser(model, device="cpu", precision="bf16")(image)
+    assert bf16.dtype == np.float32
+    assert np.abs(bf16 - reference).max() < 0.05 * np.abs(reference).max() + 1e-3
+
+
+def test_loaded_model_round_trip_denoises_identically(rng, tmp_path):
+    model = _model()
+    path = save_model(tmp_path / "m.safetensors", model.network, model.config)
+    image = rng.normal(size=(33, 47)).astype(np.float32)
+    a = Denoiser(model, device="cpu")(image)
+    b = Denoiser(load_model(path), device="cpu")(image)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_inputs(rng):
+    denoiser = Denoiser(_model(), device="cpu")
+    with pytest.raises(ParameterError, match="stack"):
+        denoiser(np.zeros((2, 2, 8, 8), dtype=np.float32))
+    bad = np.zeros((8, 8), dtype=np.float32)
+    bad[1, 1] = np.inf
+    with pytest.raises(ParameterError, match="NaN"):
+        denoiser(bad)
+    with pytest.raises(ParameterError, match="precision"):
+        Denoiser(_model(), precision="fp8")
+    with pytest.raises(ParameterError, match="tile"):
+        Denoiser(_model(), tile=0)

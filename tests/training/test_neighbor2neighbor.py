@@ -1,0 +1,256 @@
+"""Neighbor2Neighbor: neighbour sub-sampling, the regulariser, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cryoden.errors import ParameterError
+from cryoden.inference.denoise import Denoiser
+from cryoden.nets.config import NetworkConfig
+from cryoden.nets.registry import build_network
+from cryoden.training.data import SingleDataset, sample_patches
+from cryoden.training.diagnostics import high_frequency_power_ratio
+from cryoden.training.loop import TrainConfig, train
+from cryoden.training.modelfile import load_model
+from cryoden.training.neighbor2neighbor import (
+    NEIGHBOUR_PAIRS,
+    Neighbor2Neighbor,
+    draw_neighbour_pairs,
+    neighbour_subsample,
+    subsample,
+)
+from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
+
+TINY = NetworkConfig(base_channels=8, depth=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from threads, and a shared machine punishes oversubscription."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_network(config: NetworkConfig = TINY, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_network(config)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- sub-sampling ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (33, 31), (2, 6)])
+def test_subsamples_are_half_size(height, width):
+    g1, g2 = neighbour_subsample(torch.randn(3, 1, height, width), generator=gen())
+    assert g1.shape == g2.shape == (3, 1, height // 2, width // 2)
+
+
+def test_g1_and_g2_take_different_adjacent_pixels_of_each_cell():
+    height, width = 12, 10
+    # Unique values tell which pixel each sub-sample took.
+    images = torch.arange(2 * height * width, dtype=torch.float32).reshape(2, 1, height, width)
+    g1, g2 = neighbour_subsample(images, generator=gen(1))
+    for b in range(2):
+        for i in range(height // 2):
+            for j in range(width // 2):
+                y1, x1 = divmod(int(g1[b, 0, i, j]) - b * height * width, width)
+                y2, x2 = divmod(int(g2[b, 0, i, j]) - b * height * width, width)
+                assert (y1 // 2, x1 // 2) == (y2 // 2, x2 // 2) == (i, j)  # same cell
+                assert abs(y1 - y2) + abs(x1 - x2) == 1  # different, edge neighbours
+
+
+def test_all_eight_neighbour_pairs_are_drawn_about_equally():
+    k1, k2 = draw_neighbour_pairs((16, 1, 32, 32), generator=gen(2))
+    counts = torch.bincount((k1 * 4 + k2).flatten(), minlength=16)
+    drawn = {(a, b) for a in range(4) for b in range(4) if counts[a * 4 + b] > 0}
+    assert drawn == set(NEIGHBOUR_PAIRS)
+    expected = k1.numel() / 8
+    used = counts[counts > 0].float()
+    assert ((used - expected).abs() < 6 * expected**0.5).all()
+
+
+def test_subsampling_is_reproducible_and_shared_by_channels():
+    images = torch.randn(2, 3, 16, 16)
+    k1, k2 = draw_neighbour_pairs(tuple(images.shape), generator=gen(3))
+    again = draw_neighbour_pairs(tuple(images.shape), generator=gen(3))
+    assert torch.equal(k1, again[0]) and torch.equal(k2, again[1])
+    g1 = subsample(images, k1)
+    for c in range(3):
+        assert torch.equal(g1[:, c : c + 1], subsample(images[:, c : c + 1], k1))
+
+
+def test_too_small_images_raise():
+    with pytest.raises(ParameterError, match="2 x 2"):
+        draw_neighbour_pairs((1, 1, 1, 8), generator=gen())
+
+
+# --- the loss ----------------------------------------------------------------------------
+
+
+def test_regulariser_vanishes_for_the_identity():
+    scheme = Neighbor2Neighbor()
+    batch = torch.randn(4, 1, 16, 16)
+    reconstruction, regulariser = scheme.terms(nn.Identity(), batch, generator=gen(4))
+    g1, g2 = neighbour_subsample(batch, generator=gen(4))
+    assert regulariser.item() == 0.0
+    assert reconstruction.item() == pytest.approx((g1 - g2).square().mean().item())
+
+
+def test_regulariser_of_a_pixelwise_network_measures_its_distance_from_the_identity():
+    """A pixel-wise map commutes with sub-sampling, so the regulariser reduces to
+    mean((f(g2) - g2)**2): it penalises what the network changes, not the neighbours' gap."""
+    torch.manual_seed(5)
+    network = nn.Conv2d(1, 1, 1)
+    scheme = Neighbor2Neighbor()
+    batch = torch.randn(4, 1, 16, 16)
+    with torch.no_grad():
+        _, regulariser = scheme.terms(network, batch, generator=gen(6))
+        _, g2 = neighbour_subsample(batch, generator=gen(6))
+        expected = (network(g2) - g2).square().mean()
+    assert regulariser.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+class _GradientRecorder(nn.Module):
+    """Identity-like network that records whether each call builds a graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.grad_enabled: list[tuple[tuple[int, ...], bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.grad_enabled.append((tuple(x.shape), torch.is_grad_enabled()))
+        return self.scale * x
+
+
+def test_full_image_prediction_is_made_without_gradient():
+    network = _GradientRecorder()
+    loss = Neighbor2Neighbor(gamma=2.0).loss(network, torch.randn(2, 1, 8, 8), generator=gen())
+    assert network.grad_enabled == [((2, 1, 8, 8), False), ((2, 1, 4, 4), True)]
+    loss.backward()
+    assert network.scale.grad is not None
+
+
+def test_loss_combines_the_terms_with_gamma_and_validation_is_deterministic():
+    network = tiny_network().eval()
+    batch = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        reconstruction, regulariser = Neighbor2Neighbor().terms(network, batch, generator=gen(7))
+        loss = Neighbor2Neighbor(gamma=0.5).loss(network, batch, generator=gen(7))
+        assert loss.item() == pytest.approx((reconstruction + 0.5 * regulariser).item())
+        first = Neighbor2Neighbor().validation_loss(network, batch)
+        torch.manual_seed(99)
+        assert torch.equal(first, Neighbor2Neighbor().validation_loss(network, batch))
+
+
+def test_bad_parameters_raise():
+    with pytest.raises(ParameterError, match="gamma"):
+        Neighbor2Neighbor(gamma=-1.0)
+    with pytest.raises(ParameterError, match="loss"):
+        Neighbor2Neighbor(loss="huber")
+
+
+def test_registered_and_follows_the_protocol():
+    assert SCHEMES["nb2nb"] is Neighbor2Neighbor
+    scheme = make_scheme("nb2nb", loss="l1")
+    assert isinstance(scheme, Scheme)
+    assert (scheme.name, scheme.channels, scheme.loss_kind, scheme.gamma) == ("nb2nb", 1, "l1", 2.0)
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def _shapes_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """Hard-edged discs and squares: plenty of high-frequency power in the clean image."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.zeros((size, size))
+    for _ in range(6):
+        cy, cx = rng.uniform(8, size - 8, 2)
+        r = rng.uniform(3, 9)
+        amplitude = rng.uniform(0.5, 1.5)
+        if rng.random() < 0.5:
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] += amplitude
+        else:
+            image[(abs(yy - cy) < r) & (abs(xx - cx) < r)] += amplitude
+    return image.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def noisy_shapes() -> tuple[np.ndarray, np.ndarray]:
+    """Five clean 64 x 64 images (four to train on, one held out) and their noisy versions."""
+    rng = np.random.default_rng(10)
+    clean = np.stack([_shapes_image(rng) for _ in range(5)])
+    noisy = clean + rng.normal(scale=0.5, size=clean.shape).astype(np.float32)
+    return clean, noisy.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(noisy_shapes) -> tuple[np.ndarray, list[float]]:
+    """Train a tiny U-Net for 60 steps; the denoised held-out image and the step losses."""
+    _, noisy = noisy_shapes
+    mean, std = float(noisy.mean()), float(noisy.std())
+    normalised = [(im[None] - mean) / std for im in noisy]
+    network = tiny_network()
+    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
+    scheme = Neighbor2Neighbor()
+    generator = gen(11)
+    losses = []
+    for _ in range(60):
+        batch = sample_patches(normalised[:-1], patch=32, batch=8, generator=generator)
+        loss = scheme.loss(network, batch, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    network.eval()
+    with torch.no_grad():
+        out = network(torch.from_numpy(normalised[-1][None]))
+    return out[0, 0].numpy() * std + mean, losses
+
+
+def test_loss_is_finite_and_decreases(trained):
+    _, losses = trained
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+
+
+def test_training_lowers_the_error_against_the_clean_image(noisy_shapes, trained):
+    clean, noisy = noisy_shapes
+    denoised, _ = trained
+    mse_noisy = float(np.mean((noisy[-1] - clean[-1]) ** 2))
+    mse_denoised = float(np.mean((denoised - clean[-1]) ** 2))
+    assert mse_denoised < 0.3 * mse_noisy, (mse_denoised, mse_noisy)
+
+
+def test_no_excess_high_frequencies_in_the_denoised_output(noisy_shapes, trained):
+    clean, noisy = noisy_shapes
+    assert high_frequency_power_ratio(noisy[-1], clean[-1]) > 2.0
+    assert high_frequency_power_ratio(trained[0], clean[-1]) <= 1.1
+
+
+def test_train_loop_model_file_and_denoiser(noisy_shapes, tmp_path):
+    """The generic loop trains the registered scheme by name; the model file it writes is
+    applied by the Denoiser like any other (no scheme state needed at inference)."""
+    _, noisy = noisy_shapes
+    config = TrainConfig(
+        epochs=1, steps_per_epoch=3, patch=32, batch_size=4, validation_patches=4, seed=3
+    )
+    out = tmp_path / "nb2nb.safetensors"
+    result = train(
+        "nb2nb", TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out
+    )
+    assert np.isfinite(result.train_losses).all()
+    model = load_model(out)
+    assert model.config.scheme == "nb2nb"
+    denoised = Denoiser(model, device="cpu", threads=1)(noisy[-1])
+    assert denoised.shape == noisy[-1].shape and denoised.dtype == np.float32
+    assert np.isfinite(denoised).all()
