@@ -1,0 +1,205 @@
+"""CPU (or GPU) inference benchmark: time and peak memory of `cryoden denoise` on micrographs.
+
+For each size (default 1024², 2048², 4096², 8192²) a float32 micrograph is written to a temporary
+folder and the whole command ``cryoden denoise --model MODEL IN -o OUT`` is run in a fresh
+process, ``--repeats`` times; the median wall time and the peak resident memory of that process
+(from ``wait4``'s rusage) are reported, with megapixels/s, the model's FLOPs per pixel and the
+achieved GFLOP/s (of the whole command and of the network alone, timed in this process). A
+3×3-convolution micro-benchmark run in the same process gives the machine's practical limit.
+If the optional ``topaz`` command is installed, ``topaz denoise -m unet -d -1`` is timed on the
+same images and the ratio printed.
+
+Speed does not depend on the weights, so without ``--model`` a model of the default
+architecture with random weights is used.
+
+    python benchmarks/bench_inference.py --sizes 1024,2048,4096 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryoden.inference.denoise import Denoiser
+from cryoden.io import write_mrc
+from cryoden.nets.analysis import flops_per_pixel
+from cryoden.nets.config import NetworkConfig
+from cryoden.nets.registry import build_network
+from cryoden.training.modelfile import ModelConfig, load_model, save_model
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB of that process tree's largest, output)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output}")
+    return wall, usage.ru_maxrss / 1024.0, output
+
+
+def conv_microbenchmark(threads: int, channels: int = 48, size: int = 512) -> dict[str, float]:
+    """GFLOP/s of a 3×3 convolution (fp32, fp32 channels_last, bf16 channels_last)."""
+    torch.set_num_threads(threads)
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
+    x = torch.randn(1, channels, size, size)
+    flops = 2 * 9 * channels * channels * size * size
+    results = {}
+    for label, layout, dtype in (
+        ("fp32", torch.contiguous_format, None),
+        ("fp32_channels_last", torch.channels_last, None),
+        ("bf16_channels_last", torch.channels_last, torch.bfloat16),
+    ):
+        c = conv.to(memory_format=layout)
+        xi = x.to(memory_format=layout)
+        times = []
+        with torch.inference_mode():
+            for i in range(6):
+                t0 = time.perf_counter()
+                if dtype is None:
+                    c(xi)
+                else:
+                    with torch.autocast("cpu", dtype=dtype):
+                        c(xi)
+                if i >= 2:
+                    times.append(time.perf_counter() - t0)
+        results[label] = flops / min(times) / 1e9
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1024,2048,4096,8192")
+    parser.add_argument(
+        "--model", type=Path, help="model file (default: default architecture, random weights)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--precision", default=None, help="pass --precision to cryoden denoise")
+    parser.add_argument("--extra", default="", help="extra arguments for cryoden denoise")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    tmp = Path(tempfile.mkdtemp(prefix="cryoden-bench-"))
+    try:
+        model_path = args.model
+        if model_path is None:
+            config = NetworkConfig(arch="unet")
+            torch.manual_seed(0)
+            model_path = tmp / "default-model"
+            save_model(model_path, build_network(config), ModelConfig(network=config))
+        loaded = load_model(model_path)
+        fpp = flops_per_pixel(loaded.network)
+        print(f"model {model_path}: {loaded.config.network.to_dict()}")
+        print(f"FLOPs per pixel: {fpp:,.0f}; threads: {args.threads}; torch {torch.__version__}")
+        micro = conv_microbenchmark(args.threads)
+        print(
+            "3x3 conv micro-benchmark (GFLOP/s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in micro.items())
+        )
+
+        rows = []
+        rng = np.random.default_rng(0)
+        for size in sizes:
+            image = tmp / f"micrograph_{size}.mrc"
+            write_mrc(
+                image, rng.normal(size=(size, size)).astype(np.float32), voxel_size_angstrom=1.0
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "cryoden.cli.main",
+                "-q",
+                "denoise",
+                "--model",
+                str(model_path),
+                str(image),
+                "-o",
+                str(tmp / f"out_{size}"),
+                "--threads",
+                str(args.threads),
+            ]
+            if args.precision:
+                cmd += ["--precision", args.precision]
+            cmd += args.extra.split()
+            walls, rss = [], []
+            for _ in range(args.repeats):
+                shutil.rmtree(tmp / f"out_{size}", ignore_errors=True)
+                wall, peak, _ = run_measured(cmd)
+                walls.append(wall)
+                rss.append(peak)
+            # The network alone, in this process (no start-up, no I/O).
+            denoiser = Denoiser(loaded, threads=args.threads, precision=args.precision or "fp32")
+            data = rng.normal(size=(size, size)).astype(np.float32)
+            t0 = time.perf_counter()
+            denoiser(data)
+            compute = time.perf_counter() - t0
+            mpix = size * size / 1e6
+            wall = statistics.median(walls)
+            row = {
+                "size": size,
+                "wall_s": wall,
+                "peak_rss_mib": max(rss),
+                "megapixels_per_s": mpix / wall,
+                "flops_per_pixel": fpp,
+                "network_s": compute,
+                "gflops_whole_command": fpp * size * size / wall / 1e9,
+                "gflops_network": fpp * size * size / compute / 1e9,
+            }
+            row["fraction_of_conv_limit"] = row["gflops_network"] / max(micro.values())
+            if shutil.which("topaz"):
+                tz_out = tmp / f"topaz_{size}"
+                tz_out.mkdir()
+                tz_wall, tz_rss, _ = run_measured(
+                    ["topaz", "denoise", "-m", "unet", "-d", "-1", "-o", str(tz_out), str(image)]
+                )
+                row.update(
+                    topaz_wall_s=tz_wall, topaz_peak_rss_mib=tz_rss, topaz_ratio=tz_wall / wall
+                )
+            rows.append(row)
+            print(
+                f"{size}²: wall {wall:.2f} s (runs {', '.join(f'{w:.2f}' for w in walls)}), "
+                f"peak RSS {max(rss):.0f} MiB, {row['megapixels_per_s']:.2f} MP/s, network alone "
+                f"{compute:.2f} s = {row['gflops_network']:.0f} GFLOP/s "
+                f"({100 * row['fraction_of_conv_limit']:.0f}% of the conv limit)"
+                + (
+                    f", topaz {row['topaz_wall_s']:.1f} s (x{row['topaz_ratio']:.1f})"
+                    if "topaz_wall_s" in row
+                    else ""
+                )
+            )
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "micro_gflops": micro,
+                        "threads": args.threads,
+                        "model": loaded.config.network.to_dict(),
+                        "rows": rows,
+                    },
+                    indent=2,
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Held-out denoising quality against oracle filters (the Noise2Noise and single-image issues).
+
+Training images are simulated from one structure (the embedded GroEL-like phantom by default);
+test images from another that the models never see (the real 1AON GroEL–GroES model from
+``../shared/data/groel`` by default). At SNR 0.1 and 128² images, each method trains on 48 images
+(N2N: 48 noisy pairs; N2V and Neighbor2Neighbor: the 48 first images of the pairs) for at most
+``--minutes`` minutes on this machine, then denoises the test images. Its mean PSNR against the
+clean test images is compared with the best low-pass cutoff and the best Gaussian sigma chosen
+*with the clean test images in hand* (oracle filters: an upper bound for those filters).
+
+    python benchmarks/bench_quality.py --methods n2n-unet,n2n-seed5,n2n-seed4 --minutes 3
+    python benchmarks/bench_quality.py --methods n2v,ne2ne,n2n-unet --json quality.json
+
+Run it alone on the machine: the trainings are time-limited, so a loaded machine trains less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryoden.filters import gaussian_filter, lowpass
+from cryoden.inference.denoise import Denoiser
+from cryoden.metrics import psnr
+from cryoden.nets.config import NetworkConfig
+from cryoden.simulation.datasets import simulate_images
+from cryoden.training.data import PairDataset, SingleDataset
+from cryoden.training.loop import TrainConfig, train
+from cryoden.training.modelfile import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TEST = REPO.parent / "shared" / "data" / "groel" / "1AON.pdb.gz"
+
+#: method -> (scheme, network config, needs pairs)
+METHODS = {
+    "n2n-unet": ("n2n", NetworkConfig(arch="unet"), True),
+    "n2n-seed5": ("n2n", NetworkConfig(arch="seed5"), True),
+    "n2n-seed4": ("n2n", NetworkConfig(arch="seed4"), True),
+    "n2v": ("n2v", NetworkConfig(arch="unet"), False),
+    "n2v2": ("n2v2", NetworkConfig(arch="unet", blurpool=True, top_skip=False), False),
+    "ne2ne": ("nb2nb", NetworkConfig(arch="unet"), False),
+}
+
+
+def simulate(
+    structure: Path | None, n: int, *, snr: float, size: int, pixel: float, seed: int, first: int
+):
+    images = simulate_images(
+        structure=structure, phantom=None if structure else "groel", n_images=n, size=size,
+        pixel_size_angstrom=pixel, snr_levels=[snr], seed=seed, first_index=first,
+    )  # fmt: skip
+    out = [(im.clean, *im.pairs[snr]) for im in images]
+    return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+
+
+def mean_psnr(clean: list[np.ndarray], images: list[np.ndarray]) -> float:
+    return float(np.mean([psnr(c, x) for c, x in zip(clean, images)]))
+
+
+def oracle(clean, noisy, name, values, apply):
+    scores = [mean_psnr(clean, [apply(x, v) for x in noisy]) for v in values]
+    best = int(np.argmax(scores))
+    return {"filter": name, "best_parameter": float(values[best]), "psnr": scores[best]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--methods", default="n2n-unet,n2n-seed5,n2n-seed4,n2v,ne2ne")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--snr", type=float, default=0.1)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--pixel-size", type=float, default=2.0)
+    parser.add_argument("--n-train", type=int, default=48)
+    parser.add_argument("--n-test", type=int, default=16)
+    parser.add_argument(
+        "--train-structure", type=Path, default=None, help="default: GroEL-like phantom"
+    )
+    parser.add_argument("--test-structure", type=Path, default=DEFAULT_TEST)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not args.test_structure.is_file():
+        raise SystemExit(f"test structure {args.test_structure} not found; pass --test-structure")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    sim = dict(snr=args.snr, size=args.size, pixel=args.pixel_size)
+    _, train_a, train_b = simulate(
+        args.train_structure, args.n_train, seed=args.seed, first=0, **sim
+    )
+    test_clean, test_noisy, _ = simulate(
+        args.test_structure, args.n_test, seed=args.seed + 1, first=10_000, **sim
+    )
+    results = {
+        "setting": {**vars(args), "train_structure": str(args.train_structure or "phantom:groel"),
+                    "test_structure": str(args.test_structure), "json": None},
+        "noisy_psnr": mean_psnr(test_clean, test_noisy),
+        "oracle_lowpass": oracle(test_clean, test_noisy, "lowpass", np.geomspace(0.01, 1.0, 48),
+                                 lambda x, c: lowpass(x, cutoff_nyquist=float(c))),
+        "oracle_gaussian": oracle(test_clean, test_noisy, "gaussian", np.geomspace(0.3, 12.0, 48),
+                                  lambda x, s: gaussian_filter(x, sigma_px=float(s))),
+        "methods": {},
+    }  # fmt: skip
+    best_filter = max(results["oracle_lowpass"]["psnr"], results["oracle_gaussian"]["psnr"])
+    print(f"noisy {results['noisy_psnr']:.2f} dB; oracle low-pass {results['oracle_lowpass']}; "
+          f"oracle Gaussian {results['oracle_gaussian']}", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.methods.split(","):
+            scheme, network, pairs = METHODS[name]
+            data = PairDataset(list(zip(train_a, train_b))) if pairs else SingleDataset(train_a)
+            config = TrainConfig(epochs=10_000, max_minutes=args.minutes, seed=args.seed,
+                                 early_stopping_patience=None)  # fmt: skip
+            start = time.perf_counter()
+            result = train(scheme, network, data, None, config, out=Path(tmp) / name)
+            seconds = time.perf_counter() - start
+            denoised = Denoiser(load_model(result.model_path))(np.stack(test_noisy))
+            score = mean_psnr(test_clean, list(denoised))
+            steps = sum(1 for _ in result.history) * config.steps_per_epoch
+            results["methods"][name] = {
+                "psnr": score, "margin_over_best_oracle_db": score - best_filter,
+                "train_seconds": seconds, "epochs": len(result.history), "approx_steps": steps,
+                "best_epoch": result.best_epoch, "network": network.to_dict(),
+            }  # fmt: skip
+            print(f"{name}: {score:.2f} dB ({score - best_filter:+.2f} dB over the best oracle "
+                  f"filter), {len(result.history)} epochs in {seconds:.0f} s", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
