@@ -1,0 +1,388 @@
+"""The study's methods: how each one turns the noisy test images of one SNR into denoised ones.
+
+A runner takes the :class:`~cryoden.benchmark.data.SnrData` of one SNR and the study config and
+returns a :class:`MethodOutput`: the denoised test stack, the parameters it used, and the wall
+time spent (training or calibration plus inference, in seconds).
+
+Filters and their parameters
+----------------------------
+``lowpass-0.05`` and ``lowpass-0.001`` use the study's fixed cutoffs (hard edge). Every other
+filter has one parameter that is *chosen on the calibration images* (clean + noisy projections
+at the same SNR that are never tested on): the grid value with the highest mean PSNR against the
+clean calibration images. This uses clean data, an oracle that real data lacks; it is the best
+case for the filters. The grids are in :data:`FILTER_GRIDS`.
+
+Learned methods
+---------------
+Each learned (method, SNR) cell trains a fresh network with :func:`cryoden.training.loop.train`
+for ``config.train_seconds`` seconds on that SNR's training data only: Noise2Noise on the
+``n_train`` pairs, Noise2Void and Neighbor2Neighbor on the ``2 n_train`` single noisy images of
+the same pairs (the same noisy data). The trainer's best-validation network, with the model config it saves, is
+applied to the test images with :class:`cryoden.inference.Denoiser` (per-image robust normalisation, output mapped back to the
+input's scale). No clean image is used. The seed networks are ``config.base_channels`` wide, the
+U-Nets ``config.unet_base_channels``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryoden.benchmark.data import SnrData
+from cryoden.benchmark.study import LEARNED_METHODS, StudyConfig
+from cryoden.errors import ParameterError
+from cryoden.filters import apply_filter
+from cryoden.inference import Denoiser
+from cryoden.metrics import psnr
+from cryoden.nets import NetworkConfig
+from cryoden.noise import image_seed
+from cryoden.training import (
+    ImageDataset,
+    LoadedModel,
+    PairDataset,
+    SingleDataset,
+    TrainConfig,
+    train,
+)
+from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
+from cryoden.training.noise2noise import Noise2Noise
+from cryoden.training.noise2void import Noise2Void, n2v2_network_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MethodOutput:
+    """What one method did at one SNR.
+
+    Attributes
+    ----------
+    denoised
+        ``(n_test, H, W)`` float32, in the order of the test images.
+    parameters
+        JSON-ready parameters used (chosen or fixed), with how they were chosen.
+    seconds
+        Wall time: training (or calibration) plus inference on the test images.
+    """
+
+    denoised: np.ndarray
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def timed_from(self, start: float) -> MethodOutput:
+        """Set :attr:`seconds` to the time since ``start`` (``time.perf_counter()``)."""
+        self.seconds = float(time.perf_counter() - start)
+        return self
+
+
+#: A runner: ``runner(data, config, method, workdir) -> MethodOutput``.
+Runner = Callable[[SnrData, StudyConfig, str, Path], MethodOutput]
+
+#: Parameter grids of the calibrated filters: (filter name, parameter name, values).
+FILTER_GRIDS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+    "lowpass-best": (
+        "lowpass",
+        "cutoff_nyquist",
+        (
+            0.01,
+            0.02,
+            0.03,
+            0.04,
+            0.05,
+            0.06,
+            0.08,
+            0.1,
+            0.12,
+            0.15,
+            0.2,
+            0.25,
+            0.3,
+            0.4,
+            0.5,
+            0.6,
+            0.8,
+            1.0,
+        ),
+    ),  # fmt: skip
+    "gaussian": ("gaussian", "sigma_px", (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)),
+    "median": ("median", "size", (3, 5, 7, 9, 11, 13, 15)),
+    "mean": ("mean", "size", (3, 5, 7, 9, 11, 13, 15)),
+    "wiener": ("wiener", "size", (3, 5, 7, 9, 11, 13, 15)),
+}
+
+#: The study's fixed low-pass cutoffs (Nyquist units, hard edge).
+FIXED_LOWPASS: dict[str, float] = {"lowpass-0.05": 0.05, "lowpass-0.001": 0.001}
+
+#: BM3D noise sigma grid, as multiples of a robust estimate of the noise level.
+BM3D_SIGMA_FACTORS: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+#: Fraction of masked pixels per Noise2Void patch (one per 6 x 6 cell).
+N2V_MASK_FRACTION = 1.0 / 36.0
+
+#: Fixed validation patches per epoch (few: validation is overhead inside the time budget).
+VALIDATION_PATCHES = 16
+
+#: Offset of the training seeds' derivation (``image_seed(seed, offset + ...)``).
+_TRAIN_STREAM = 2_000_000
+
+
+def _apply_all(name: str, stack: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    return np.stack([apply_filter(name, image, **params) for image in stack]).astype(np.float32)
+
+
+def _mean_psnr(clean: np.ndarray, images: np.ndarray) -> float:
+    return float(np.mean([psnr(c, d) for c, d in zip(clean, images)]))
+
+
+def calibrate(
+    apply: Callable[[np.ndarray, Any], np.ndarray],
+    values: tuple[Any, ...],
+    clean: np.ndarray,
+    noisy: np.ndarray,
+) -> tuple[Any, dict[str, float]]:
+    """The grid value whose output has the highest mean PSNR against the clean images.
+
+    Parameters
+    ----------
+    apply
+        ``apply(stack, value) -> stack``: the filter with one parameter set to ``value``.
+    values
+        The grid.
+    clean, noisy
+        Calibration stacks ``(N, H, W)``.
+
+    Returns
+    -------
+    tuple
+        The best value and the mean PSNR of every grid value (keys are ``str(value)``).
+    """
+    scores = {str(v): _mean_psnr(clean, apply(noisy, v)) for v in values}
+    best = max(values, key=lambda v: scores[str(v)])
+    return best, scores
+
+
+def run_fixed_lowpass(
+    data: SnrData, config: StudyConfig, method: str, workdir: Path | None = None
+) -> MethodOutput:
+    """The study's fixed-cutoff low-pass (``lowpass-0.05``, ``lowpass-0.001``)."""
+    params = {"cutoff_nyquist": FIXED_LOWPASS[method], "edge": "hard"}
+    start = time.perf_counter()
+    out = _apply_all("lowpass", data.test_noisy, params)
+    params["chosen_on"] = "fixed (the study's value)"
+    return MethodOutput(out, params).timed_from(start)
+
+
+def run_calibrated_filter(
+    data: SnrData, config: StudyConfig, method: str, workdir: Path | None = None
+) -> MethodOutput:
+    """A filter whose parameter is chosen on the calibration images (see :data:`FILTER_GRIDS`)."""
+    name, parameter, values = FILTER_GRIDS[method]
+    fixed = {"edge": "hard"} if name == "lowpass" else {}
+    start = time.perf_counter()
+
+    def apply(stack: np.ndarray, value: Any) -> np.ndarray:
+        return _apply_all(name, stack, {parameter: value, **fixed})
+
+    best, scores = calibrate(apply, values, data.clean.calibration, data.calibration_noisy)
+    out = apply(data.test_noisy, best)
+    params = {
+        "filter": name,
+        parameter: best,
+        **fixed,
+        "chosen_on": "calibration images (max mean PSNR vs clean)",
+        "grid_psnr": {k: round(v, 4) for k, v in scores.items()},
+    }
+    return MethodOutput(out, params).timed_from(start)
+
+
+def estimate_noise_sigma(image: np.ndarray) -> float:
+    """Robust white-noise standard deviation from neighbour differences (MAD, no clean data)."""
+    diff = np.diff(np.asarray(image, dtype=np.float64), axis=1).ravel() / np.sqrt(2.0)
+    return float(1.4826 * np.median(np.abs(diff - np.median(diff))))
+
+
+def run_bm3d(
+    data: SnrData, config: StudyConfig, method: str = "bm3d", workdir: Path | None = None
+) -> MethodOutput:
+    """BM3D (optional ``bm3d`` package), its sigma chosen on the calibration images.
+
+    Raises
+    ------
+    ParameterError
+        If the ``bm3d`` package is not installed.
+    """
+    try:
+        import bm3d  # type: ignore[import-not-found]
+    except ImportError:
+        raise ParameterError(
+            "bm3d needs the optional bm3d package (pip install 'cryoden[bm3d]')"
+        ) from None
+    start = time.perf_counter()
+
+    def apply(stack: np.ndarray, factor: float) -> np.ndarray:
+        out = [
+            np.asarray(
+                bm3d.bm3d(image.astype(np.float64), sigma_psd=factor * estimate_noise_sigma(image)),
+                dtype=np.float32,
+            ).reshape(image.shape)
+            for image in stack
+        ]
+        return np.stack(out)
+
+    best, scores = calibrate(
+        apply, BM3D_SIGMA_FACTORS, data.clean.calibration, data.calibration_noisy
+    )
+    out = apply(data.test_noisy, best)
+    params = {
+        "sigma_factor": best,
+        "sigma": "factor x per-image MAD noise estimate",
+        "chosen_on": "calibration images (max mean PSNR vs clean)",
+        "grid_psnr": {k: round(v, 4) for k, v in scores.items()},
+    }
+    return MethodOutput(out, params).timed_from(start)
+
+
+# --- learned methods ---------------------------------------------------------------------
+
+
+def network_config_for(method: str, config: StudyConfig) -> NetworkConfig:
+    """The network a learned method trains (width from ``config.base_channels``)."""
+    scheme, arch = LEARNED_METHODS[method]
+    width = config.unet_base_channels if arch == "unet" else config.base_channels
+    network = NetworkConfig(arch=arch, base_channels=width)
+    if scheme == "n2v":
+        network = n2v2_network_config(network)
+    return network
+
+
+def make_study_scheme(method: str) -> Any:
+    """The training scheme of a learned method (Noise2Noise, N2V2 or Neighbor2Neighbor)."""
+    scheme = LEARNED_METHODS[method][0]
+    if scheme == "n2n":
+        return Noise2Noise(loss="l2")
+    if scheme == "n2v":
+        # N2V2 (median replacement, blur-pool U-Net without top skip): no checkerboard. A
+        # denser mask than the 0.2 % default gives more gradient per step in a short budget.
+        return Noise2Void(variant="n2v2", mask_fraction=N2V_MASK_FRACTION)
+    return Neighbor2Neighbor(gamma=2.0)
+
+
+def train_config_for(method: str, data: SnrData, config: StudyConfig) -> TrainConfig:
+    """The training hyper-parameters of one learned cell (its time budget included)."""
+    index = list(LEARNED_METHODS).index(method)
+    seed = image_seed(config.seed, _TRAIN_STREAM + 100 * data.snr_index + index) % (2**31)
+    return TrainConfig(
+        epochs=config.max_epochs,
+        max_minutes=config.train_seconds / 60.0,
+        patch=config.effective_patch,
+        batch_size=config.batch,
+        steps_per_epoch=config.steps_per_epoch,
+        learning_rate=config.learning_rate,
+        lr_schedule="cosine",
+        loss="l2",
+        validation_fraction=0.0,
+        validation_patches=VALIDATION_PATCHES,
+        early_stopping_patience=None,
+        seed=int(seed),
+    )
+
+
+def training_data(method: str, data: SnrData) -> tuple[ImageDataset, ImageDataset | list[Any]]:
+    """Training and validation datasets of a learned method at one SNR.
+
+    Noise2Noise gets the pairs; the single-image schemes get both images of every pair as
+    single images (the same noisy data).
+    """
+    if LEARNED_METHODS[method][0] == "n2n":
+        train: ImageDataset = PairDataset(list(zip(data.train_a, data.train_b)))
+        val: ImageDataset | list[Any] = (
+            PairDataset(list(zip(data.val_a, data.val_b))) if len(data.val_a) else []
+        )
+    else:
+        train = SingleDataset([*data.train_a, *data.train_b])
+        val = SingleDataset([*data.val_a, *data.val_b]) if len(data.val_a) else []
+    return train, val
+
+
+def predict(model: LoadedModel, images: np.ndarray) -> np.ndarray:
+    """Denoise a stack with :class:`cryoden.inference.Denoiser` (each image normalised on its
+    own, predicted, mapped back to its scale)."""
+    return np.asarray(Denoiser(model)(images), dtype=np.float32)
+
+
+def run_learned(
+    data: SnrData, config: StudyConfig, method: str, workdir: Path | None = None
+) -> MethodOutput:
+    """Train a learned method on this SNR's training data within the time budget, then denoise
+    the test images. The model file is written under ``workdir`` (a temporary folder if
+    ``None``) and removed afterwards."""
+    start = time.perf_counter()
+    train_set, val_set = training_data(method, data)
+    network_config = network_config_for(method, config)
+    train_config = train_config_for(method, data, config)
+    with tempfile.TemporaryDirectory(prefix=f"{method}-", dir=workdir) as tmp:
+        model_path = Path(tmp) / "model.safetensors"
+        result = train(
+            make_study_scheme(method),
+            network_config,
+            train_set,
+            val_set,
+            train_config,
+            out=model_path,
+        )
+        train_seconds = time.perf_counter() - start
+        # The trainer's best network and the config it saved with it, as load_model gives them.
+        model = LoadedModel(result.network, result.model_config, str(model_path))
+        denoised = predict(model, data.test_noisy)
+    history = result.history
+    params = {
+        "scheme": LEARNED_METHODS[method][0],
+        "network": network_config.to_dict(),
+        "train": {
+            k: v
+            for k, v in train_config.to_dict().items()
+            if k
+            in ("max_minutes", "patch", "batch_size", "steps_per_epoch", "learning_rate", "seed")
+        },
+        "epochs": len(history),
+        "steps": int(sum(r.steps for r in history)),
+        "best_epoch": result.best_epoch,
+        "stopped": result.stopped,
+        "final_train_loss": history[-1].train_loss if history else None,
+        "best_validation_loss": result.best_validation_loss,
+        "train_seconds": round(train_seconds, 3),
+        "chosen_on": "nothing (no clean data; fixed training recipe)",
+    }
+    return MethodOutput(denoised, params).timed_from(start)
+
+
+def runner_for(method: str) -> Runner:
+    """The runner of a method name (see :data:`cryoden.benchmark.study.METHOD_NAMES`)."""
+    if method in LEARNED_METHODS:
+        return run_learned
+    if method in FIXED_LOWPASS:
+        return run_fixed_lowpass
+    if method in FILTER_GRIDS:
+        return run_calibrated_filter
+    if method == "bm3d":
+        return run_bm3d
+    raise ParameterError(f"unknown study method {method!r}")
+
+
+def run_method(
+    method: str, data: SnrData, config: StudyConfig, *, workdir: Path | None = None
+) -> MethodOutput:
+    """Run one (method, SNR) cell: denoise ``data.test_noisy`` with ``method``."""
+    output = runner_for(method)(data, config, method, workdir)
+    if output.denoised.shape != data.test_noisy.shape:
+        raise RuntimeError(
+            f"{method} returned shape {output.denoised.shape}, expected {data.test_noisy.shape}"
+        )
+    return output

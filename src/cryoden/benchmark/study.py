@@ -1,0 +1,307 @@
+"""The seed study as data: which methods, which SNRs, how big, how long.
+
+A :class:`StudyConfig` holds every setting that shapes the numbers of a run (image size, data
+split sizes, training budget, seed). Three presets exist: ``tiny`` (seconds; tests), ``quick``
+(the whole study in under 15 minutes on two CPU cores) and ``full`` (larger images, more data,
+longer training). :data:`METHOD_NAMES` lists the compared methods in the order they are drawn;
+``bm3d`` joins them only when the optional ``bm3d`` package is installed.
+
+Time budget of the ``quick`` preset (two CPU cores): 10 SNRs x 5 learned methods x
+``train_seconds`` (12 s of optimiser steps) = 600 s, plus about 1 s per learned cell for
+validation, checkpoints, model files and inference (50 s), the 7 filters with their calibration
+grids and the scoring of all 120 cells (under 15 s), simulation, figures and report (under 20 s):
+about 11.5 min. ``train_seconds`` is the knob: each second more or less moves the total by 50 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryoden.errors import ParameterError
+from cryoden.noise import STUDY_SNR_LEVELS
+
+#: Learned methods: (scheme, architecture). Trained per SNR with a time budget.
+LEARNED_METHODS: dict[str, tuple[str, str]] = {
+    "n2n-seed5": ("n2n", "seed5"),
+    "n2n-seed4": ("n2n", "seed4"),
+    "n2n-unet": ("n2n", "unet"),
+    "n2v": ("n2v", "unet"),
+    "ne2ne": ("ne2ne", "unet"),
+}
+
+#: Every method the study knows, in drawing order (``bm3d`` only runs when installed).
+METHOD_NAMES: tuple[str, ...] = (
+    *LEARNED_METHODS,
+    "lowpass-0.05",
+    "lowpass-0.001",
+    "lowpass-best",
+    "gaussian",
+    "median",
+    "mean",
+    "wiener",
+    "bm3d",
+)
+
+#: One line per method for tables and reports (copied into results.json's config).
+METHOD_DESCRIPTIONS: dict[str, str] = {
+    "n2n-seed5": "Noise2Noise, the study's 5-level encoder-decoder (no skips), L2 loss",
+    "n2n-seed4": "Noise2Noise, the study's 4-level variant (depth study)",
+    "n2n-unet": "Noise2Noise, 4-level U-Net with skip connections",
+    "n2v": "Noise2Void, N2V2 variant (blind spot, median replacement; blur-pool U-Net "
+    "without top skip), trained on single noisy images",
+    "ne2ne": "Neighbor2Neighbor, trained on single noisy images, U-Net",
+    "lowpass-0.05": "Fourier low-pass, hard cutoff 0.05 Nyquist (the study's)",
+    "lowpass-0.001": "Fourier low-pass, hard cutoff 0.001 Nyquist (the study's)",
+    "lowpass-best": "Fourier low-pass, cutoff chosen on a clean calibration image",
+    "gaussian": "Gaussian filter, sigma chosen on a clean calibration image",
+    "median": "Median filter, window chosen on a clean calibration image",
+    "mean": "Mean (box) filter, window chosen on a clean calibration image",
+    "wiener": "Local (adaptive) Wiener filter, window chosen on a clean calibration image",
+    "bm3d": "BM3D (optional package), noise sigma chosen on a clean calibration image",
+}
+
+PRESETS: tuple[str, ...] = ("tiny", "quick", "full")
+
+
+def bm3d_available() -> bool:
+    """Whether the optional ``bm3d`` package can be imported."""
+    return importlib.util.find_spec("bm3d") is not None
+
+
+def default_methods() -> tuple[str, ...]:
+    """Every method in :data:`METHOD_NAMES`, less ``bm3d`` when it is not installed."""
+    return tuple(m for m in METHOD_NAMES if m != "bm3d" or bm3d_available())
+
+
+def parse_methods(text: str | None) -> tuple[str, ...]:
+    """Parse a comma-separated method list (``None`` or empty: :func:`default_methods`).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name, a repeated name, or ``bm3d`` when the package is missing.
+    """
+    if text is None or not text.strip():
+        return default_methods()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in METHOD_NAMES:
+            raise ParameterError(
+                f"--methods: unknown method {name!r}; known: {', '.join(METHOD_NAMES)}"
+            )
+        if name == "bm3d" and not bm3d_available():
+            raise ParameterError(
+                "--methods: bm3d needs the optional bm3d package (pip install 'cryoden[bm3d]')"
+            )
+    if len(set(names)) != len(names):
+        raise ParameterError(f"--methods: a method is repeated in {text!r}")
+    # Keep the canonical drawing order.
+    return tuple(m for m in METHOD_NAMES if m in names)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Every setting of a seed-study run.
+
+    Parameters
+    ----------
+    preset
+        ``"tiny"``, ``"quick"`` or ``"full"`` (a label; the fields below are what count).
+    image_size
+        Side of the square images (pixels), a crop around the particle.
+    pixel_size_angstrom
+        Pixel size of the simulated projections (Å).
+    n_train
+        Training pairs per SNR. Noise2Noise trains on the pairs; the single-image methods
+        (Noise2Void, Neighbor2Neighbor) get both images of every pair as single images, so all
+        learned methods see the same noisy data.
+    n_val
+        Extra pairs (own clean projections) for the trainer's validation loss.
+    n_test
+        Test images per SNR (own clean projections and noise seeds; never trained on).
+    n_calibration
+        Clean + noisy images on which the filters' parameters are chosen (never tested on).
+    snr_levels
+        SNRs, ``var(signal) / var(noise)``; the study's ten by default.
+    methods
+        Method names (see :data:`METHOD_NAMES`), in drawing order.
+    train_seconds
+        Training time budget per learned (method, SNR) cell, in seconds. The main knob of the
+        run's duration: about ``len(snr_levels) * n_learned * train_seconds``.
+    max_epochs, steps_per_epoch
+        Epoch cap and optimiser steps per epoch; the time budget usually stops training first.
+    patch, batch
+        Training patch side (pixels) and batch size.
+    base_channels
+        First-level width of the study's encoder-decoders (``seed5``, ``seed4``). Narrow seed
+        networks (8) train unreliably from PyTorch's default initialisation; 16 is stable.
+    unet_base_channels
+        First-level width of the U-Nets (``n2n-unet``, ``n2v``, ``ne2ne``); a U-Net costs about
+        4x more per pixel than a seed network of the same width.
+    learning_rate
+        Adam learning rate.
+    seed
+        Base seed of orientations, noise and training.
+    structure
+        Atomic model (PDB/mmCIF, gz allowed); ``None`` uses the embedded GroEL-like phantom.
+    montage_snr_indices
+        Indices into ``snr_levels`` of the rows of the image montage.
+    """
+
+    preset: str = "quick"
+    image_size: int = 64
+    pixel_size_angstrom: float = 3.75
+    n_train: int = 24
+    n_val: int = 2
+    n_test: int = 8
+    n_calibration: int = 1
+    snr_levels: tuple[float, ...] = STUDY_SNR_LEVELS
+    methods: tuple[str, ...] = field(default_factory=default_methods)
+    train_seconds: float = 12.0
+    max_epochs: int = 1000
+    steps_per_epoch: int = 50
+    patch: int = 64
+    batch: int = 8
+    base_channels: int = 16
+    unet_base_channels: int = 8
+    learning_rate: float = 2e-3
+    seed: int = 0
+    structure: str | None = None
+    montage_snr_indices: tuple[int, ...] = (0, 2, 5, 9)
+
+    def __post_init__(self) -> None:
+        positive = (
+            "image_size", "n_train", "n_test", "n_calibration", "patch", "batch", "max_epochs",
+            "steps_per_epoch", "base_channels", "unet_base_channels",
+        )  # fmt: skip
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"study {name} must be a positive integer, got {value!r}")
+        for name in ("n_val", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ParameterError(f"study {name} must be an integer >= 0, got {value!r}")
+        if self.image_size < 16:
+            raise ParameterError(f"study image_size must be >= 16, got {self.image_size}")
+        if not self.pixel_size_angstrom > 0:
+            raise ParameterError(
+                f"study pixel_size_angstrom must be > 0, got {self.pixel_size_angstrom}"
+            )
+        if not self.train_seconds > 0:
+            raise ParameterError(f"study train_seconds must be > 0, got {self.train_seconds}")
+        if not self.snr_levels or any(not s > 0 for s in self.snr_levels):
+            raise ParameterError(f"study snr_levels must be positive, got {self.snr_levels}")
+        unknown = [m for m in self.methods if m not in METHOD_NAMES]
+        if unknown or not self.methods:
+            raise ParameterError(
+                f"study methods must be among {', '.join(METHOD_NAMES)}, got {self.methods}"
+            )
+        bad = [i for i in self.montage_snr_indices if not 0 <= i < len(self.snr_levels)]
+        if bad:
+            raise ParameterError(f"study montage_snr_indices out of range: {bad}")
+        object.__setattr__(self, "snr_levels", tuple(float(s) for s in self.snr_levels))
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "montage_snr_indices", tuple(self.montage_snr_indices))
+
+    @property
+    def learned_methods(self) -> tuple[str, ...]:
+        """The configured methods that train a network."""
+        return tuple(m for m in self.methods if m in LEARNED_METHODS)
+
+    @property
+    def effective_patch(self) -> int:
+        """The training patch side, never larger than the image."""
+        return min(self.patch, self.image_size)
+
+    def estimated_seconds(self) -> float:
+        """A rough duration estimate (s): training budgets plus ~1 s overhead per learned cell."""
+        n_learned = len(self.learned_methods) * len(self.snr_levels)
+        n_filters = (len(self.methods) - len(self.learned_methods)) * len(self.snr_levels)
+        return n_learned * (self.train_seconds + 1.0) + 0.2 * n_filters + 30.0
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        data = dataclasses.asdict(self)
+        data["snr_levels"] = list(self.snr_levels)
+        data["methods"] = list(self.methods)
+        data["montage_snr_indices"] = list(self.montage_snr_indices)
+        return data
+
+    def fingerprint(self, structure_digest: str | None = None) -> dict[str, Any]:
+        """The settings that decide a cell's numbers (all but the method list and labels).
+
+        Two runs whose fingerprints match may share finished cells; ``structure_digest`` (a
+        hash of the structure file) guards against a changed model behind the same path.
+        """
+        data = self.to_dict()
+        for key in ("methods", "preset", "montage_snr_indices", "structure"):
+            data.pop(key)
+        data["structure_digest"] = structure_digest
+        return data
+
+
+def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
+    """A short stable hash of a fingerprint dict."""
+    text = json.dumps(fingerprint, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def preset(name: str, **changes: Any) -> StudyConfig:
+    """The named preset (``tiny``, ``quick`` or ``full``), with optional field overrides.
+
+    Examples
+    --------
+    >>> preset("quick").image_size
+    64
+    >>> preset("tiny", seed=3).seed
+    3
+    """
+    base: dict[str, dict[str, Any]] = {
+        # Seconds per cell: for tests of the whole pipeline, not for numbers.
+        "tiny": {
+            "image_size": 32,
+            "pixel_size_angstrom": 8.0,
+            "n_train": 3,
+            "n_val": 1,
+            "n_test": 2,
+            "train_seconds": 0.5,
+            "max_epochs": 1,
+            "steps_per_epoch": 2,
+            "patch": 32,
+            "batch": 2,
+            "base_channels": 4,
+            "unet_base_channels": 4,
+        },
+        # The whole study in ~12 minutes on two CPU cores (see the module docstring).
+        "quick": {},
+        # Larger images, more data, longer training (hours on a CPU; minutes on a GPU).
+        "full": {
+            "image_size": 128,
+            "pixel_size_angstrom": 1.875,
+            "n_train": 96,
+            "n_val": 8,
+            "n_test": 16,
+            "n_calibration": 2,
+            "train_seconds": 120.0,
+            "steps_per_epoch": 100,
+            "patch": 96,
+            "batch": 16,
+            "base_channels": 32,
+            "unet_base_channels": 16,
+            "learning_rate": 1e-3,
+            "montage_snr_indices": (0, 1, 2, 4, 6, 9),
+        },
+    }
+    if name not in base:
+        raise ParameterError(f"unknown study preset {name!r}; known: {', '.join(PRESETS)}")
+    return StudyConfig(preset=name, **{**base[name], **changes})

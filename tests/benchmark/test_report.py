@@ -1,0 +1,122 @@
+"""The report is made from results.json (+ montage.npz) alone, is self-contained and renders."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cryoden.benchmark.findings import findings
+from cryoden.benchmark.report import read_results, write_report
+from cryoden.errors import InputFileError
+
+
+def test_report_files_and_figures(fake_report):
+    out = fake_report["results"].parent
+    assert fake_report["html"] == out / "report.html" and fake_report["md"] == out / "report.md"
+    results = json.loads(fake_report["results"].read_text())
+    expected = {"psnr_vs_snr.png", "cc_vs_snr.png", "ssim_vs_snr.png", "montage.png"}
+    expected |= {f"frc_{m}.png" for m in results["methods"]}
+    written = {p.name for p in (out / "figures").glob("*.png")}
+    assert expected <= written
+    for name in written:
+        with Image.open(out / "figures" / name) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_html_is_self_contained(fake_report):
+    html = fake_report["html"].read_text()
+    sources = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html
+    n_figures = len(list((fake_report["results"].parent / "figures").glob("*.png")))
+    assert html.count("<img ") == n_figures  # every figure embedded once
+
+
+def test_numbers_come_from_results(fake_report):
+    results = json.loads(fake_report["results"].read_text())
+    row = next(r for r in results["results"] if r["method"] == "n2n-seed5" and r["snr_index"] == 3)
+    shown = f"{row['psnr']:.2f}"
+    cc = f"{row['cc']:.3f}"
+    for key in ("html", "md"):
+        text = fake_report[key].read_text()
+        assert shown in text and cc in text
+
+
+def test_report_regenerates_from_results_json_alone(fake_report, tmp_path):
+    """Only results.json in an empty folder: a complete report, less the montage."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(fake_report["results"], alone / "results.json")
+    paths = write_report(alone / "results.json")
+    html = paths["html"].read_text()
+    assert "Reading of the results" in html and "frc_n2n-seed5.png" in html
+    assert "montage.png" not in html
+    assert html.count("<img ") == len(list((alone / "figures").glob("*.png")))
+
+
+def test_markdown_tables_and_links(fake_report):
+    md = fake_report["md"].read_text()
+    assert "](figures/psnr_vs_snr.png)" in md
+    assert "| method \\ SNR | 0.01 | 0.06444 |" in md
+    assert "noisy (input)" in md
+
+
+def test_findings_speak_about_the_study_questions(make_fake_results):
+    text = " ".join(findings(make_fake_results()))
+    assert "Best by PSNR" in text
+    assert "Depth study: n2n-seed5" in text
+    assert "correlates better with the clean image than the noisy image" in text
+    assert "lowpass-0.001" in text
+    assert "calibrated filter" in text
+    assert "oracle-free filters" in text
+    assert "n2n-seed5 beats lowpass-0.05" in text
+
+
+def test_findings_follow_the_numbers(make_fake_results):
+    results = make_fake_results()
+    for row in results["results"]:
+        if row["method"] == "n2n-seed4":
+            row["psnr"] += 5.0
+    text = " ".join(findings(results))
+    assert "the 4-level network is clearly better" in text
+
+
+def test_bad_results_file(tmp_path):
+    with pytest.raises(InputFileError, match="file not found"):
+        read_results(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"results": []}')
+    with pytest.raises(InputFileError, match="not a seed-study results file"):
+        read_results(bad)
+
+
+def test_report_renders_in_headless_chromium(fake_report, browser, tmp_path):
+    html = fake_report["html"]
+    check = browser.image_check(browser.dump_dom(html, tmp_path / "profile-dom"))
+    n_images = len(list((html.parent / "figures").glob("*.png")))
+    assert check["images"] == str(n_images), check
+    assert check["loaded"] == check["images"], check
+    assert check["status"] == "ok"
+    png = tmp_path / "shot.png"
+    browser.screenshot(html, tmp_path / "profile-shot", png)
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.shape[0] > 500 and pixels.shape[1] > 500
+    assert pixels.std() > 5.0  # not a blank page
+    assert len(np.unique(pixels)) > 20
+
+
+def test_chromium_check_catches_a_broken_image(fake_report, browser, tmp_path):
+    """The DOM check is not vacuous: a corrupted data URI is reported as not loaded."""
+    text = fake_report["html"].read_text()
+    broken = tmp_path / "broken.html"
+    broken.write_text(text.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
+    check = browser.image_check(browser.dump_dom(broken, tmp_path / "profile"))
+    assert int(check["loaded"]) == int(check["images"]) - 1
+    assert check["status"] == "broken"

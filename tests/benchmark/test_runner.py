@@ -1,0 +1,157 @@
+"""The whole study end to end on the tiny preset: every method x all 10 SNRs, files, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cryoden.benchmark import runner
+from cryoden.benchmark.report import write_report
+from cryoden.benchmark.runner import run_study
+from cryoden.benchmark.study import default_methods, preset
+from cryoden.errors import InputFileError
+from cryoden.noise import STUDY_SNR_LEVELS
+
+ROW_KEYS = {
+    "method",
+    "snr",
+    "psnr",
+    "ssim",
+    "cc",
+    "cc_noisy",
+    "frc",
+    "frc_resolution",
+    "seconds",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """The tiny study with every available method, run once for this module."""
+    out = tmp_path_factory.mktemp("tiny-study")
+    config = preset("tiny")
+    calls = []
+    run = run_study(config, out, progress=lambda done, total: calls.append((done, total)))
+    snapshot = {name: (out / name).read_text() for name in ("results.json", "report.md")}
+    return {"out": out, "config": config, "run": run, "progress": calls, "snapshot": snapshot}
+
+
+def test_every_file_is_written(tiny_study):
+    out = tiny_study["out"]
+    for name in ("results.json", "results.csv", "montage.npz", "report.html", "report.md"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    methods = default_methods()
+    assert {f"frc_{m}.png" for m in methods} <= figures
+    assert {"psnr_vs_snr.png", "cc_vs_snr.png", "montage.png"} <= figures
+    assert not (out / ".work").exists()
+    assert len(list((out / "cells").glob("*__snr*.json"))) == 10 * len(methods)
+
+
+def test_every_method_and_snr_cell_is_present(tiny_study):
+    results = json.loads((tiny_study["out"] / "results.json").read_text())
+    methods = list(default_methods())
+    assert results["snr_levels"] == pytest.approx(list(STUDY_SNR_LEVELS))
+    assert results["methods"] == methods
+    cells = {(r["method"], round(r["snr"], 6)) for r in results["results"]}
+    assert cells == {(m, round(s, 6)) for m in methods for s in STUDY_SNR_LEVELS}
+    for row in results["results"]:
+        assert ROW_KEYS <= set(row), row["method"]
+        assert len(row["frc"]["frequency"]) == len(row["frc"]["correlation"]) > 3
+        assert set(row["frc_resolution"]) == {"0.5", "0.143"}
+        for key in ("psnr", "ssim", "cc", "cc_noisy", "seconds"):
+            assert np.isfinite(row[key]), (row["method"], key)
+    assert len(results["noisy"]) == 10
+    assert results["data"]["disjoint"] is True and "disjoint" in results["data"]["split_statement"]
+    assert results["config"]["preset"] == "tiny" and "provenance" in results
+    learned = [r for r in results["results"] if r["method"] == "n2n-seed5"]
+    assert all(r["seconds"] > 0 and r["parameters"]["steps"] >= 1 for r in learned)
+
+
+def test_csv_matches_json(tiny_study):
+    results = json.loads((tiny_study["out"] / "results.json").read_text())
+    with open(tiny_study["out"] / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(results["results"])
+    first = results["results"][0]
+    assert rows[0]["method"] == first["method"]
+    assert float(rows[0]["psnr"]) == pytest.approx(first["psnr"], rel=1e-5)
+    assert float(rows[0]["frc_0.143"]) == pytest.approx(first["frc_resolution"]["0.143"], rel=1e-5)
+
+
+def test_progress_reports_every_cell(tiny_study):
+    calls = tiny_study["progress"]
+    total = 10 * len(default_methods())
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert [d for d, _ in calls] == list(range(total + 1))
+
+
+def test_rerun_skips_finished_cells(tiny_study, monkeypatch):
+    out = tiny_study["out"]
+    before = json.loads((out / "results.json").read_text())
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished cell was recomputed")
+
+    monkeypatch.setattr(runner, "run_method", must_not_run)
+    run = run_study(tiny_study["config"], out, report=False)
+    assert (run.computed, run.reused) == (0, 10 * len(default_methods()))
+    after = json.loads((out / "results.json").read_text())
+    assert after["results"] == before["results"]
+
+
+def test_rerun_computes_only_missing_cells(tmp_path):
+    """Cells are stored as soon as they finish: after a crash, a rerun does only the rest."""
+    config = preset("tiny", methods=("lowpass-0.05", "gaussian", "median"))
+    done = []
+    real = runner.run_method
+
+    def crash_after_five(method, data, cfg, **kwargs):
+        if len(done) == 5:
+            raise KeyboardInterrupt
+        done.append((method, data.snr_index))
+        return real(method, data, cfg, **kwargs)
+
+    runner.run_method = crash_after_five
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(config, tmp_path, report=False)
+    finally:
+        runner.run_method = real
+    assert len(list((tmp_path / "cells").glob("*__snr*.json"))) == 5
+    run = run_study(config, tmp_path, report=False)
+    assert (run.computed, run.reused) == (25, 5)
+    # a cell deleted by hand is recomputed, alone
+    (tmp_path / "cells" / "median__snr07.json").unlink()
+    run = run_study(config, tmp_path, report=False)
+    assert (run.computed, run.reused) == (1, 29)
+
+
+def test_other_settings_refuse_the_same_folder(tmp_path):
+    config = preset("tiny", methods=("gaussian",))
+    run_study(config, tmp_path, report=False)
+    with pytest.raises(InputFileError, match="other settings"):
+        run_study(config.replace(seed=3), tmp_path, report=False)
+
+
+def test_report_regenerates_from_the_results_alone(tiny_study, tmp_path):
+    """Only results.json and montage.npz, copied elsewhere, give back the same report."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.json").write_text(tiny_study["snapshot"]["results.json"])
+    shutil.copy(tiny_study["out"] / "montage.npz", copy / "montage.npz")
+    paths = write_report(copy / "results.json")
+    assert paths["md"].read_text() == tiny_study["snapshot"]["report.md"]
+    assert paths["html"].read_text().count("<img ") == len(list((copy / "figures").glob("*.png")))
+
+
+def test_real_report_renders_in_headless_chromium(tiny_study, browser, tmp_path):
+    html = Path(tiny_study["out"]) / "report.html"
+    check = browser.image_check(browser.dump_dom(html, tmp_path / "profile"))
+    assert int(check["images"]) >= 5 + len(default_methods())
+    assert check["loaded"] == check["images"] and check["status"] == "ok"

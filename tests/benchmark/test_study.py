@@ -1,0 +1,190 @@
+"""Study settings, method selection (bm3d's optional path), data split, cell store, methods."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from cryoden.benchmark import study
+from cryoden.benchmark.data import Split, simulate_study_images
+from cryoden.benchmark.methods import FILTER_GRIDS, calibrate, run_method
+from cryoden.benchmark.store import CellStore
+from cryoden.benchmark.study import METHOD_NAMES, StudyConfig, parse_methods, preset
+from cryoden.errors import InputFileError, ParameterError
+from cryoden.filters import gaussian_filter
+from cryoden.noise import STUDY_SNR_LEVELS
+
+
+@pytest.fixture
+def fake_bm3d(monkeypatch):
+    """An importable stand-in for the optional bm3d package (a Gaussian blur)."""
+    module = types.ModuleType("bm3d")
+    module.__spec__ = importlib.machinery.ModuleSpec("bm3d", None)
+    calls = []
+
+    def bm3d(z, sigma_psd):
+        calls.append(float(sigma_psd))
+        return gaussian_filter(np.asarray(z, dtype=np.float32), sigma_px=1.0).astype(np.float64)
+
+    module.bm3d = bm3d
+    monkeypatch.setitem(sys.modules, "bm3d", module)
+    return calls
+
+
+def test_presets_and_study_levels():
+    quick = preset("quick")
+    assert quick.snr_levels == STUDY_SNR_LEVELS and len(quick.snr_levels) == 10
+    assert quick.snr_levels[0] == pytest.approx(0.01) and quick.snr_levels[-1] == pytest.approx(0.5)
+    full = preset("full")
+    assert full.image_size > quick.image_size and full.train_seconds > quick.train_seconds
+    assert preset("tiny").image_size < quick.image_size
+    with pytest.raises(ParameterError, match="unknown study preset"):
+        preset("huge")
+
+
+def test_quick_preset_fits_the_time_budget():
+    """10 SNRs x 5 learned methods x train_seconds + overheads stays under 13 minutes."""
+    quick = preset("quick")
+    assert len(quick.learned_methods) == 5
+    training = len(quick.snr_levels) * len(quick.learned_methods) * quick.train_seconds
+    assert training <= 12 * 60
+    assert quick.estimated_seconds() < 13 * 60
+
+
+def test_config_validation():
+    with pytest.raises(ParameterError, match="train_seconds"):
+        StudyConfig(train_seconds=0)
+    with pytest.raises(ParameterError, match="methods"):
+        StudyConfig(methods=("n2n-seed5", "magic"))
+    with pytest.raises(ParameterError, match="montage_snr_indices"):
+        StudyConfig(montage_snr_indices=(10,))
+
+
+def test_fingerprint_ignores_the_method_list():
+    a = preset("tiny", methods=("gaussian",))
+    b = preset("tiny", methods=("gaussian", "median"))
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != preset("tiny", seed=1).fingerprint()
+    assert a.fingerprint() != preset("tiny", train_seconds=1.0).fingerprint()
+
+
+def test_parse_methods_keeps_study_order_and_rejects_unknown():
+    assert parse_methods("median, n2n-seed4") == ("n2n-seed4", "median")
+    with pytest.raises(ParameterError, match="unknown method 'foo'"):
+        parse_methods("foo")
+    with pytest.raises(ParameterError, match="repeated"):
+        parse_methods("median,median")
+
+
+def test_bm3d_is_skipped_when_not_installed(monkeypatch):
+    monkeypatch.setattr(study, "bm3d_available", lambda: False)
+    assert "bm3d" not in study.default_methods()
+    assert set(study.default_methods()) == set(METHOD_NAMES) - {"bm3d"}
+    with pytest.raises(ParameterError, match="optional bm3d package"):
+        parse_methods("gaussian,bm3d")
+
+
+def test_bm3d_really_absent_here_is_handled():
+    if study.bm3d_available():
+        pytest.skip("bm3d is installed here")
+    assert "bm3d" not in preset("quick").methods
+
+
+def test_bm3d_path_runs_when_installed(fake_bm3d, tmp_path):
+    assert study.bm3d_available()
+    assert "bm3d" in study.default_methods()
+    config = preset("tiny", methods=parse_methods("bm3d"))
+    images = simulate_study_images(config)
+    output = run_method("bm3d", images.at(4), config)
+    assert output.denoised.shape == images.at(4).test_noisy.shape
+    assert output.parameters["sigma_factor"] in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+    assert fake_bm3d and all(s > 0 for s in fake_bm3d)
+
+
+def test_split_is_disjoint_and_complete():
+    config = preset("quick")
+    split = Split.from_config(config)
+    groups = [split.train, split.validation, split.calibration, split.test]
+    flat = [i for g in groups for i in g]
+    assert len(flat) == len(set(flat)) == split.n_total
+    assert [len(g) for g in groups] == [
+        config.n_train,
+        config.n_val,
+        config.n_calibration,
+        config.n_test,
+    ]
+    assert split.to_dict()["disjoint"] is True
+
+
+def test_simulated_images_snr_and_independence():
+    config = preset("tiny")
+    images = simulate_study_images(config)
+    data = images.at(9)
+    assert data.snr == pytest.approx(0.5)
+    test_clean = images.clean.test
+    measured = np.var(test_clean, axis=(1, 2)) / np.var(data.test_noisy - test_clean, axis=(1, 2))
+    assert np.allclose(measured, 0.5, rtol=0.35)
+    # the two realisations of a pair differ; test and training projections differ
+    assert not np.allclose(data.train_a, data.train_b)
+    assert not any(np.allclose(t, c) for t in test_clean for c in images.clean.train)
+
+
+def test_calibration_picks_the_best_grid_value():
+    clean = np.zeros((1, 8, 8), np.float32)
+    noisy = clean + 1.0
+
+    def apply(stack, value):
+        return stack - value
+
+    best, scores = calibrate(apply, (0.0, 0.5, 1.0), clean + np.eye(8, dtype=np.float32), noisy)
+    assert best == 1.0 and max(scores, key=scores.get) == "1.0"
+
+
+def test_calibrated_filters_choose_on_calibration_images_only():
+    config = preset("tiny", methods=("gaussian",))
+    images = simulate_study_images(config)
+    data = images.at(5)
+    # Changing the clean *test* images must not change the chosen parameter.
+    out1 = run_method("gaussian", data, config)
+    data.clean.test[:] = 0.0
+    out2 = run_method("gaussian", data, config)
+    assert out1.parameters["sigma_px"] == out2.parameters["sigma_px"]
+    assert out1.parameters["sigma_px"] in FILTER_GRIDS["gaussian"][2]
+    assert "calibration" in out1.parameters["chosen_on"]
+
+
+def test_cell_store_round_trip_and_settings_guard(tmp_path):
+    fingerprint = preset("tiny").fingerprint()
+    store = CellStore(tmp_path / "cells", fingerprint)
+    assert not store.has("gaussian", 3)
+    image = np.arange(16, dtype=np.float32).reshape(4, 4)
+    store.save("gaussian", 3, {"method": "gaussian", "psnr": 12.5}, image)
+    again = CellStore(tmp_path / "cells", fingerprint)
+    row, loaded = again.load("gaussian", 3)
+    assert row == {"method": "gaussian", "psnr": 12.5}
+    np.testing.assert_array_equal(loaded, image)
+    assert not list((tmp_path / "cells").glob("*.tmp"))
+    with pytest.raises(InputFileError, match="other settings.*seed"):
+        CellStore(tmp_path / "cells", preset("tiny", seed=5).fingerprint())
+
+
+def test_cell_store_ignores_a_torn_cell(tmp_path):
+    store = CellStore(tmp_path / "cells", preset("tiny").fingerprint())
+    (tmp_path / "cells" / "median__snr01.json").write_text('{"method": "med')
+    assert store.load("median", 1) is None
+    (tmp_path / "cells" / "median__snr02.json").write_text(json.dumps({"key": "other"}))
+    assert store.load("median", 2) is None
+
+
+def test_results_json_is_strict_json(tmp_path):
+    from cryoden.benchmark.store import write_json
+
+    path = tmp_path / "x.json"
+    write_json(path, {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32(2.5)})
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.0, None], "c": 2.5}
+    assert "NaN" not in path.read_text()
