@@ -201,3 +201,16 @@ def test_saving_is_atomic_overwrite(tmp_path):
     np.testing.assert_array_equal(
         after["head.weight"].numpy(), other.state_dict()["head.weight"].numpy()
     )
+
+
+def test_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
+    """A valid safetensors file whose 8-byte header length begins with byte 0x80 loads."""
+    from cryoden.training.modelfile import check_safetensors
+
+    for pad in range(300):
+        path = tmp_path / f"t{pad}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"k": "v" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            check_safetensors(path)  # must not raise
+            return
+    pytest.skip("no metadata length produced a 0x80 first byte")

@@ -198,6 +198,10 @@ def check_safetensors(path: str | os.PathLike[str]) -> None:
             head = fh.read(9)
     except OSError as err:
         raise InputFileError(path, f"cannot read: {err.strerror or err}") from None
+    if len(head) >= 9:
+        header_len = int.from_bytes(head[:8], "little")
+        if 2 <= header_len <= _MAX_HEADER and head[8:9] == b"{" and size >= 8 + header_len:
+            return  # a safetensors layout; safe_open validates the rest
     if head[:1] == b"\x80":
         raise InputFileError(
             path,
@@ -212,9 +216,7 @@ def check_safetensors(path: str | os.PathLike[str]) -> None:
         )
     if len(head) < 9:
         raise InputFileError(path, "is empty or truncated: not a safetensors file")
-    header_len = int.from_bytes(head[:8], "little")
-    if not 2 <= header_len <= _MAX_HEADER or head[8:9] != b"{" or size < 8 + header_len:
-        raise InputFileError(path, "is not a safetensors file (or is truncated)")
+    raise InputFileError(path, "is not a safetensors file (or is truncated)")
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
