@@ -77,7 +77,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--snr", type=float, default=0.1)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--pixel-size", type=float, default=2.0)
+    parser.add_argument(
+        "--pixel-size",
+        type=float,
+        default=3.5,
+        help="Å; 128 px = 448 Å, about twice 1AON's largest dimension (a usual box)",
+    )
     parser.add_argument("--n-train", type=int, default=48)
     parser.add_argument("--n-test", type=int, default=16)
     parser.add_argument(
@@ -86,6 +91,15 @@ def main() -> None:
     parser.add_argument("--test-structure", type=Path, default=DEFAULT_TEST)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--patch", type=int, default=None, help="training patch (default: TrainConfig's)"
+    )
+    parser.add_argument("--batch", type=int, default=None, help="patches per step")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate")
+    parser.add_argument(
+        "--base-channels", type=int, default=None, help="override the networks' width"
+    )
+    parser.add_argument("--depth", type=int, default=None, help="override the U-Net's depth")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.test_structure.is_file():
@@ -116,9 +130,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.methods.split(","):
             scheme, network, pairs = METHODS[name]
+            overrides = {
+                k: v
+                for k, v in (
+                    ("base_channels", args.base_channels),
+                    ("depth", args.depth if network.arch == "unet" else None),
+                )
+                if v
+            }
+            if overrides:
+                network = NetworkConfig.from_dict({**network.to_dict(), **overrides})
             data = PairDataset(list(zip(train_a, train_b))) if pairs else SingleDataset(train_a)
+            extra = {
+                k: v
+                for k, v in (
+                    ("patch", args.patch),
+                    ("batch_size", args.batch),
+                    ("learning_rate", args.lr),
+                )
+                if v
+            }
             config = TrainConfig(epochs=10_000, max_minutes=args.minutes, seed=args.seed,
-                                 early_stopping_patience=None)  # fmt: skip
+                                 early_stopping_patience=None, **extra)  # fmt: skip
             start = time.perf_counter()
             result = train(scheme, network, data, None, config, out=Path(tmp) / name)
             seconds = time.perf_counter() - start

@@ -29,7 +29,7 @@ def test_default_device_is_a_device():
 
 def test_identity_model_keeps_the_input_and_its_scale(rng):
     image = (rng.normal(size=(45, 61)) * 30 + 500).astype(np.float32)
-    out = Denoiser(_model(residual_identity=True), device="cpu")(image)
+    out = Denoiser(_model(residual_identity=True), device="cpu", precision="fp32")(image)
     assert out.dtype == np.float32 and out.shape == image.shape
     np.testing.assert_allclose(out, image, rtol=1e-6, atol=1e-3)
 
@@ -37,14 +37,14 @@ def test_identity_model_keeps_the_input_and_its_scale(rng):
 def test_tiling_does_not_change_the_result(rng):
     model = _model()
     image = rng.normal(size=(300, 411)).astype(np.float32)
-    whole_denoiser = Denoiser(model, device="cpu", channels_last=False)
+    whole_denoiser = Denoiser(model, device="cpu", channels_last=False, precision="fp32")
     assert whole_denoiser.plan(image.shape).tile == image.shape
     whole = whole_denoiser(image)
     norm = model.config.normalization.fit(image)
     with torch.no_grad():
         forward = model.network(torch.from_numpy(norm.apply(image))[None, None])[0, 0]
     np.testing.assert_array_equal(whole, norm.invert(forward.numpy()))
-    tiled_denoiser = Denoiser(model, device="cpu", tile=128, batch=3)
+    tiled_denoiser = Denoiser(model, device="cpu", tile=128, batch=3, precision="fp32")
     assert tiled_denoiser.plan(image.shape).tile == (128, 128)
     tiled = tiled_denoiser(image)
     assert np.abs(tiled - whole).max() / np.abs(whole).max() < 1e-4
@@ -53,7 +53,7 @@ def test_tiling_does_not_change_the_result(rng):
 def test_stacks_are_denoised_image_by_image(rng):
     model = _model()
     stack = rng.normal(size=(3, 40, 52)).astype(np.float32) * np.array([1, 10, 100])[:, None, None]
-    denoiser = Denoiser(model, device="cpu")
+    denoiser = Denoiser(model, device="cpu", precision="fp32")
     out = denoiser(stack)
     assert out.shape == stack.shape
     for i in range(3):
@@ -65,8 +65,8 @@ def test_stacks_are_denoised_image_by_image(rng):
 def test_precision_and_memory_format_switches(rng):
     model = _model()
     image = rng.normal(size=(64, 80)).astype(np.float32)
-    reference = Denoiser(model, device="cpu", channels_last=False)(image)
-    channels_last = Denoiser(model, device="cpu", channels_last=True)(image)
+    reference = Denoiser(model, device="cpu", channels_last=False, precision="fp32")(image)
+    channels_last = Denoiser(model, device="cpu", channels_last=True, precision="fp32")(image)
     np.testing.assert_allclose(channels_last, reference, rtol=1e-4, atol=1e-5)
     bf16 = Denoiser(model, device="cpu", precision="bf16")(image)
     assert bf16.dtype == np.float32
@@ -78,7 +78,7 @@ def test_loaded_model_round_trip_denoises_identically(rng, tmp_path):
     path = save_model(tmp_path / "m.safetensors", model.network, model.config)
     image = rng.normal(size=(33, 47)).astype(np.float32)
     a = Denoiser(model, device="cpu")(image)
-    b = Denoiser(load_model(path), device="cpu")(image)
+    b = Denoiser(load_model(path), device="cpu")(image)  # same precision choice: bitwise equal
     np.testing.assert_array_equal(a, b)
 
 
@@ -94,3 +94,23 @@ def test_bad_inputs(rng):
         Denoiser(_model(), precision="fp8")
     with pytest.raises(ParameterError, match="tile"):
         Denoiser(_model(), tile=0)
+
+
+def test_auto_precision_follows_the_hardware():
+    from cryoden.inference.denoise import native_bf16
+
+    denoiser = Denoiser(_model(), device="cpu")
+    assert denoiser.precision == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
+
+
+def test_default_plan_covers_large_images_evenly_within_the_budget():
+    denoiser = Denoiser(_model(), device="cpu", precision="fp32", memory_mb=64)
+    plan = denoiser.plan((4096, 4096))
+    side = plan.tile[0]
+    assert plan.tile == (side, side) and side < 4096
+    assert side % denoiser.model.config.network.size_multiple == 0
+    # margin + ramp: short overlap, tiles of nearly equal share of the image
+    assert 2 * denoiser.margin < plan.overlap < side // 2
+    stride = side - plan.overlap
+    n = -(-(4096 - plan.overlap) // stride)
+    assert n * side - (n - 1) * plan.overlap < 4096 + side // 2  # little repeated work

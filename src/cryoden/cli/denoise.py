@@ -14,6 +14,7 @@ never overwritten; all inputs are checked before anything is written.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import typer
@@ -22,7 +23,7 @@ from cryoden.cli.common import output_paths, progress_bar, write_provenance
 from cryoden.cli.inputs import from_images
 from cryoden.errors import InputFileError
 from cryoden.inference.denoise import Denoiser
-from cryoden.io import read_mrc, write_mrc
+from cryoden.io import MrcData, read_mrc, write_mrc
 from cryoden.io.mrc import probe_mrc
 from cryoden.training.modelfile import load_model
 
@@ -35,7 +36,12 @@ def command(
     tile: int = typer.Option(None, "--tile", help="Tile side in pixels (default: from memory)."),
     batch: int = typer.Option(None, "--batch", help="Tiles per forward pass."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (bf16 where the device has it natively), fp32, bf16."
+    ),
+    memory_mb: float = typer.Option(
+        None, "--memory-mb", help="Activation memory budget per batch of tiles (MiB)."
+    ),
 ) -> None:
     """Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc."""
     loaded = load_model(model)
@@ -43,30 +49,47 @@ def command(
     for path in inputs:  # fail on a bad input before writing anything
         probe_mrc(path)
     denoiser = Denoiser(
-        loaded, device=device, tile=tile, batch=batch, threads=threads, precision=precision
-    )
+        loaded, device=device, tile=tile, batch=batch, threads=threads, precision=precision,
+        memory_mb=memory_mb,
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    with progress_bar("denoise", total=len(inputs)) as progress:
+    timings: dict[str, float] = {}
+    protected = [*inputs, model]
+    # Reading the next file and writing the previous result run in threads while the network
+    # computes (torch releases the GIL), so I/O overlaps with compute.
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        progress_bar("denoise", total=len(inputs)) as progress,
+    ):
+        next_read: Future[MrcData] = pool.submit(read_mrc, inputs[0])
+        pending: Future[None] | None = None
         for i, (path, out) in enumerate(zip(inputs, outputs)):
             start = time.perf_counter()
-            mrc = read_mrc(path)
+            mrc = next_read.result()
+            if i + 1 < len(inputs):
+                next_read = pool.submit(read_mrc, inputs[i + 1])
             if mrc.data.ndim not in (2, 3):
                 raise InputFileError(path, f"expected a 2D image or a stack, got {mrc.data.shape}")
             result = denoiser(mrc.data)
-            write_mrc(
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(
+                write_mrc,
                 out,
                 from_images(result if result.ndim == 3 else result[None], mrc),
                 voxel_size_angstrom=mrc.voxel_size_angstrom,
                 origin_angstrom=mrc.origin_angstrom,
-                protected=[*inputs, model],
+                protected=protected,
             )
+            del mrc, result
             timings[str(path)] = round(time.perf_counter() - start, 3)
             progress(i + 1, len(inputs))
+        if pending is not None:
+            pending.result()
     write_provenance(
         out_dir,
         "denoise",
         {"model": model, "model_config": loaded.config.to_dict(), "inputs": inputs,
-         "device": str(denoiser.device), "precision": precision, "seconds": timings},
+         "device": str(denoiser.device), "precision": denoiser.precision, "seconds": timings},
     )  # fmt: skip
     typer.echo(f"denoised {len(inputs)} file(s) into {out_dir}")

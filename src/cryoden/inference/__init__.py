@@ -4,7 +4,6 @@ from cryoden.inference.denoise import PRECISIONS, Denoiser
 from cryoden.inference.tiling import (
     TilingPlan,
     available_memory_bytes,
-    choose_tiling,
     predict_tiled,
 )
 from cryoden.nets.device import default_device
@@ -14,7 +13,6 @@ __all__ = [
     "Denoiser",
     "TilingPlan",
     "available_memory_bytes",
-    "choose_tiling",
     "default_device",
     "predict_tiled",
 ]

@@ -12,7 +12,6 @@ their sum, so there are no seams.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ import numpy as np
 import torch
 
 from cryoden.errors import ParameterError
-from cryoden.nets.analysis import receptive_field
-from cryoden.nets.config import NetworkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +49,22 @@ def _layout(length: int, tile: int, overlap: int, align: int) -> tuple[list[int]
     return list(range(0, last, stride)) + [last], last + tile
 
 
-def _profile(tile: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+def _profile(
+    tile: int, overlap: int, first: bool, last: bool, margin: int | None = None
+) -> np.ndarray:
     """1D blending weights of one tile: 1 inside, raised-cosine ramps over interior overlaps.
 
-    On an interior edge the outer quarter of the overlap gets ``EDGE_WEIGHT``, the middle half
-    ramps up as ``sin²``, the inner quarter is 1. Edges on the image border stay at 1.
+    On an interior edge the outer ``margin`` pixels of the overlap (a quarter of it by default)
+    get ``EDGE_WEIGHT``, the next ``overlap - 2 margin`` pixels ramp up as ``sin²`` and the rest
+    is 1. Edges on the image border stay at 1. Neighbouring tiles' ramps sum to 1.
     """
     weights = np.ones(tile, dtype=np.float64)
     if overlap <= 0:
         return weights
-    margin = overlap // 4
+    margin = overlap // 4 if margin is None else margin
     ramp_len = overlap - 2 * margin
+    if ramp_len < 1:
+        raise ParameterError(f"overlap {overlap} leaves no blending ramp with margin {margin}")
     ramp = np.sin(0.5 * np.pi * (np.arange(ramp_len) + 0.5) / ramp_len) ** 2
     rising = np.concatenate([np.zeros(margin), ramp, np.ones(overlap - margin - ramp_len)])
     rising = np.maximum(rising, EDGE_WEIGHT)[:tile]
@@ -73,13 +75,15 @@ def _profile(tile: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     return weights
 
 
-def _reflect_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pad bottom/right to ``height × width`` by reflection (edge for 1-px axes)."""
-    pad_h, pad_w = height - image.shape[0], width - image.shape[1]
-    if pad_h == 0 and pad_w == 0:
-        return image
-    mode = "reflect" if min(image.shape) > 1 else "edge"
-    return np.pad(image, ((0, pad_h), (0, pad_w)), mode=mode)
+def _reflect_indices(start: int, size: int, length: int) -> np.ndarray:
+    """Indices ``start .. start + size - 1`` of an axis of ``length``, reflected past its end
+    (as ``numpy.pad(mode="reflect")`` on the bottom/right; edge mode for a 1-pixel axis)."""
+    idx = np.arange(start, start + size)
+    if length == 1:
+        return np.zeros_like(idx)
+    period = 2 * (length - 1)
+    idx = idx % period
+    return np.where(idx < length, idx, period - idx)
 
 
 def predict_tiled(
@@ -90,9 +94,13 @@ def predict_tiled(
     overlap: int,
     batch: int = 1,
     align: int = 1,
+    margin: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Predict a 2D image tile by tile and blend the tiles without seams.
+
+    Memory: besides the image, the float32 output, a float64 band of one tile row and one
+    batch of tiles; the image is never copied or padded as a whole.
 
     Parameters
     ----------
@@ -114,6 +122,10 @@ def predict_tiled(
         Tile starts are multiples of this. Use the network's ``2**depth``: pooling then sees
         the same pixel grid in every tile as in the whole image, and tiles whose side is a
         multiple of it reproduce the network's own padding at the bottom and right.
+    margin
+        Pixels at each interior tile edge that get (almost) no weight: set it to the network's
+        receptive-field radius (or its effective radius) and tiling changes nothing beyond
+        rounding. The rest of the overlap is the blending ramp. Default: ``overlap // 4``.
     progress
         Called as ``progress(tiles_done, tiles_total)``.
 
@@ -139,33 +151,72 @@ def predict_tiled(
     for side, length in ((th, height), (tw, width)):
         if overlap < 0 or (length > side and 2 * overlap >= side):
             raise ParameterError(f"overlap must be in [0, tile/2), got {overlap} for tile {tile}")
+    if margin is not None and not 0 <= 2 * margin < overlap:
+        raise ParameterError(f"margin must be in [0, overlap/2), got {margin} for {overlap}")
     ys, ph = _layout(height, th, overlap, align)
     xs, pw = _layout(width, tw, overlap, align)
-    padded = _reflect_pad(image, ph, pw)
-    wy = {y: _profile(th, overlap, y == 0, y + th >= ph) for y in ys}
-    wx = {x: _profile(tw, overlap, x == 0, x + tw >= pw) for x in xs}
-    acc = np.zeros((ph, pw), dtype=np.float64)
-    norm = np.zeros((ph, pw), dtype=np.float64)
+    wy = {y: _profile(th, overlap, y == 0, y + th >= ph, margin) for y in ys}
+    wx = {x: _profile(tw, overlap, x == 0, x + tw >= pw, margin) for x in xs}
+    # The weights are outer products on a full grid of tiles, so their sum is separable: 1D
+    # normalisers suffice. Tiles are processed row by row and a float64 accumulator holds one
+    # tile row (th x width): rows above the next tile row's start are final and are written
+    # out. Besides the image, memory is the float32 output, that band and one batch of tiles.
+    norm_y = np.zeros(ph)
+    norm_x = np.zeros(pw)
+    for y in ys:
+        norm_y[y : y + th] += wy[y]
+    for x in xs:
+        norm_x[x : x + tw] += wx[x]
+    inv_x = 1.0 / norm_x[:width]
+    out = np.empty((height, width), dtype=np.float32)
+    band = np.zeros((th, width), dtype=np.float64)
+    band_top = 0  # image row of band[0]
     starts = [(y, x) for y in ys for x in xs]
+    done_in_row = dict.fromkeys(ys, 0)
+
+    def finish_rows(stop: int) -> None:
+        """Write rows [band_top, stop) to the output and move the band down to ``stop``."""
+        nonlocal band_top
+        stop = min(stop, height)
+        n = stop - band_top
+        if n <= 0:
+            return
+        rows = band[:n] / norm_y[band_top:stop, None]
+        out[band_top:stop] = rows * inv_x[None, :]
+        band[: th - n] = band[n:]
+        band[th - n :] = 0.0
+        band_top = stop
+
     for first in range(0, len(starts), batch):
         chunk = starts[first : first + batch]
-        tiles = np.stack([padded[y : y + th, x : x + tw] for y, x in chunk])[:, None]
-        result = fn(torch.from_numpy(np.ascontiguousarray(tiles)))
+        tiles = np.empty((len(chunk), 1, th, tw), dtype=np.float32)
+        for k, (y, x) in enumerate(chunk):
+            if y + th <= height and x + tw <= width:
+                tiles[k, 0] = image[y : y + th, x : x + tw]
+            else:  # reflect past the bottom/right border, without padding the whole image
+                rows_idx = _reflect_indices(y, th, height)
+                cols_idx = _reflect_indices(x, tw, width)
+                tiles[k, 0] = image[np.ix_(rows_idx, cols_idx)]
+        result = fn(torch.from_numpy(tiles))
         result = result.detach().to(device="cpu", dtype=torch.float32).numpy()
         if result.shape != tiles.shape:
             raise ValueError(f"fn returned shape {result.shape} for tiles of {tiles.shape}")
         for (y, x), pred in zip(chunk, result[:, 0]):
-            weight = np.outer(wy[y], wx[x])
-            acc[y : y + th, x : x + tw] += weight * pred
-            norm[y : y + th, x : x + tw] += weight
+            h, w = min(th, height - y), min(tw, width - x)
+            top = y - band_top
+            band[top : top + h, x : x + w] += np.outer(wy[y][:h], wx[x][:w]) * pred[:h, :w]
+            done_in_row[y] += 1
+            if done_in_row[y] == len(xs):  # this tile row is complete
+                i = ys.index(y)
+                finish_rows(ys[i + 1] if i + 1 < len(ys) else height)
         if progress is not None:
             progress(min(first + batch, len(starts)), len(starts))
-    return (acc / norm)[:height, :width].astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True)
 class TilingPlan:
-    """Tile ``(height, width)``, overlap and batch chosen by :func:`choose_tiling`."""
+    """Tile ``(height, width)``, overlap and batch (see :meth:`cryoden.inference.Denoiser.plan`)."""
 
     tile: tuple[int, int]
     overlap: int
@@ -193,59 +244,3 @@ def available_memory_bytes(device: torch.device | str = "cpu") -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return 4 * 1024**3
-
-
-def _bytes_per_pixel(config: NetworkConfig, dtype_bytes: int) -> float:
-    """Rough peak activation memory of one forward pass per input pixel."""
-    # level l holds ~(skip + 3 working tensors) of base * 2**l channels at 4**-l of the pixels
-    depth = int(config.depth)  # type: ignore[arg-type]
-    channels = sum(4.0 * config.base_channels * 2**level / 4**level for level in range(depth + 1))
-    return 2.0 * dtype_bytes * channels + 64.0  # x2 for convolution workspaces
-
-
-def choose_tiling(
-    config: NetworkConfig,
-    image_shape: tuple[int, ...],
-    *,
-    device: torch.device | str = "cpu",
-    memory_fraction: float = 0.25,
-    max_tile: int = 2048,
-    dtype_bytes: int = 4,
-) -> TilingPlan:
-    """Choose tile side, overlap and batch from free memory and the receptive field.
-
-    The tile is the largest multiple of ``2**depth`` whose activations fit in
-    ``memory_fraction`` of the free memory, at most ``max_tile`` and no larger than the image
-    needs (the tile is clipped to the image: the network pads internally, so borders are
-    treated as in a whole-image forward pass). The overlap is twice the network's receptive
-    field, rounded up to a multiple of 8 (the quarter of the overlap that is discarded at
-    interior tile edges then covers the receptive-field radius, and tiling changes nothing
-    beyond float rounding), and less than half the tile. As many tiles as fit (at most 16)
-    make a batch.
-
-    Parameters
-    ----------
-    config
-        The network's configuration.
-    image_shape
-        ``(H, W)`` (or ``(N, H, W)``) of the images to denoise.
-    device
-        Where inference runs (for the free memory).
-    memory_fraction
-        Fraction of the free memory to use.
-    max_tile
-        Upper bound on the tile side.
-    dtype_bytes
-        Bytes per activation (4 for float32, 2 for bf16).
-    """
-    multiple = config.size_multiple
-    height, width = int(image_shape[-2]), int(image_shape[-1])
-    budget = max(available_memory_bytes(device) * memory_fraction, 64 * 1024**2)
-    per_pixel = _bytes_per_pixel(config, dtype_bytes)
-    side = int(math.sqrt(budget / per_pixel)) // multiple * multiple
-    side = max(4 * multiple, min(side, max_tile))
-    field = receptive_field(config)
-    overlap = min(-(-2 * field // 8) * 8, (side - 1) // 2)
-    tile = (min(side, height), min(side, width))
-    batch = int(max(1, min(16, budget // (per_pixel * tile[0] * tile[1]))))
-    return TilingPlan(tile=tile, overlap=overlap, batch=batch)

@@ -22,6 +22,9 @@ from cryoden.errors import ParameterError
 
 METHODS: tuple[str, ...] = ("per-image-robust",)
 
+#: Larger images are fitted on a regular subsample of this many pixels.
+FIT_MAX_PIXELS = 1 << 22
+
 
 @dataclass(frozen=True)
 class RobustNormalization:
@@ -48,9 +51,13 @@ class RobustNormalization:
 
         The center is the median; the scale is ``(p_high - p_low) / (z_high - z_low)``, the
         standard deviation of a Gaussian with those percentiles. If that is 0 (a mostly flat
-        image) the standard deviation is used, then 1.
+        image) the standard deviation is used, then 1. Images of more than ``FIT_MAX_PIXELS``
+        pixels are fitted on a regular subsample of that many pixels (the percentiles of a
+        4-megapixel sample are exact to well under 1 %; memory and time stay bounded).
         """
-        values = np.asarray(image, dtype=np.float64).ravel()
+        flat = np.asarray(image).ravel()
+        step = -(-flat.size // FIT_MAX_PIXELS)
+        values = np.asarray(flat[::step], dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size == 0:
             raise ParameterError("cannot normalise an image without finite values")
