@@ -33,6 +33,7 @@ from cryoden.simulation.datasets import simulate_images
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.loop import TrainConfig, train
 from cryoden.training.modelfile import load_model
+from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEST = REPO.parent / "shared" / "data" / "groel" / "1AON.pdb.gz"
@@ -100,6 +101,9 @@ def main() -> None:
         "--base-channels", type=int, default=None, help="override the networks' width"
     )
     parser.add_argument("--depth", type=int, default=None, help="override the U-Net's depth")
+    parser.add_argument(
+        "--gamma", type=float, default=None, help="Neighbor2Neighbor's regulariser weight"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.test_structure.is_file():
@@ -152,19 +156,27 @@ def main() -> None:
             }
             config = TrainConfig(epochs=10_000, max_minutes=args.minutes, seed=args.seed,
                                  early_stopping_patience=None, **extra)  # fmt: skip
+            if scheme == "nb2nb" and args.gamma is not None:
+                scheme = Neighbor2Neighbor(gamma=args.gamma)
             start = time.perf_counter()
             result = train(scheme, network, data, None, config, out=Path(tmp) / name)
             seconds = time.perf_counter() - start
-            denoised = Denoiser(load_model(result.model_path))(np.stack(test_noisy))
-            score = mean_psnr(test_clean, list(denoised))
+            model = load_model(result.model_path)
+            default = Denoiser(model)  # precision "auto": bf16 where the CPU has it natively
+            score = mean_psnr(test_clean, list(default(np.stack(test_noisy))))
+            fp32 = mean_psnr(
+                test_clean, list(Denoiser(model, precision="fp32")(np.stack(test_noisy)))
+            )
             steps = sum(1 for _ in result.history) * config.steps_per_epoch
             results["methods"][name] = {
                 "psnr": score, "margin_over_best_oracle_db": score - best_filter,
+                "inference_precision": default.precision, "psnr_fp32": fp32,
                 "train_seconds": seconds, "epochs": len(result.history), "approx_steps": steps,
                 "best_epoch": result.best_epoch, "network": network.to_dict(),
             }  # fmt: skip
             print(f"{name}: {score:.2f} dB ({score - best_filter:+.2f} dB over the best oracle "
-                  f"filter), {len(result.history)} epochs in {seconds:.0f} s", flush=True)  # fmt: skip
+                  f"filter; {default.precision} inference, fp32 {fp32:.3f} dB), "
+                  f"{len(result.history)} epochs in {seconds:.0f} s", flush=True)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -114,3 +114,19 @@ def test_default_plan_covers_large_images_evenly_within_the_budget():
     stride = side - plan.overlap
     n = -(-(4096 - plan.overlap) // stride)
     assert n * side - (n - 1) * plan.overlap < 4096 + side // 2  # little repeated work
+
+
+def test_polyphase_inference_for_neighbor2neighbor_models(rng):
+    """Ne2Ne models see the four half-size sub-images they were trained on; interleaving them
+    back is exact (identity in, identity out), odd sizes included."""
+    identity = _model(residual_identity=True)
+    ne2ne = LoadedModel(
+        network=identity.network,
+        config=ModelConfig(network=identity.config.network, scheme="nb2nb"),
+        path="memory",
+    )
+    denoiser = Denoiser(ne2ne, device="cpu", precision="fp32")
+    assert denoiser.polyphase
+    image = (rng.normal(size=(37, 52)) * 5 + 20).astype(np.float32)
+    np.testing.assert_allclose(denoiser(image), image, rtol=1e-6, atol=1e-4)
+    assert not Denoiser(identity, device="cpu").polyphase

@@ -95,6 +95,10 @@ class Denoiser:
     memory_mb
         Activation memory budget for one batch of tiles (default: 640 MiB on CPU, half the free
         memory on a GPU).
+    polyphase
+        Denoise the four 2×2 polyphase sub-images at half size and interleave them (see
+        :meth:`predict_polyphase`); by default on for models trained with Neighbor2Neighbor,
+        which learned on half-size sub-sampled images.
 
     Examples
     --------
@@ -115,6 +119,7 @@ class Denoiser:
         precision: str = "auto",
         channels_last: bool = True,
         memory_mb: float | None = None,
+        polyphase: bool | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ParameterError(
@@ -143,6 +148,8 @@ class Denoiser:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
         self._margin: int | None = None
+        # Neighbor2Neighbor models learned on half-size sub-images: show them images at that scale.
+        self.polyphase = model.config.scheme == "nb2nb" if polyphase is None else polyphase
         logger.info(
             "denoiser on %s (%s%s)",
             self.device,
@@ -221,16 +228,33 @@ class Denoiser:
                 x = x.contiguous(memory_format=torch.channels_last)
             return self.network(x).float()
 
+    def predict_polyphase(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Predict the four 2×2 polyphase sub-images of each tile at half size, interleaved back.
+
+        For models trained on half-size sub-sampled images (Neighbor2Neighbor), this shows the
+        network images at the scale it learned. Odd sides are padded by reflection, then cropped.
+        """
+        h, w = tiles.shape[-2:]
+        ph, pw = h % 2, w % 2
+        if ph or pw:
+            tiles = torch.nn.functional.pad(tiles, (0, pw, 0, ph), mode="replicate")
+        b = tiles.shape[0]
+        quarters = torch.nn.functional.pixel_unshuffle(tiles, 2)  # (B, 4, h/2, w/2)
+        quarters = quarters.reshape(b * 4, 1, *quarters.shape[-2:])
+        out = self.predict_normalized(quarters).reshape(b, 4, *quarters.shape[-2:])
+        return torch.nn.functional.pixel_shuffle(out, 2)[..., :h, :w]
+
     def _tile_function(self, image: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         """Normalise a batch of raw tiles, predict, and map back to the image's scale."""
         norm = self.normalization.fit(image)
         center, scale, clip = norm.center, norm.scale, norm.clip
+        predict = self.predict_polyphase if self.polyphase else self.predict_normalized
 
         def fn(tiles: torch.Tensor) -> torch.Tensor:
             x = (tiles.double() - center) / scale
             if clip is not None:
                 x = x.clamp(-clip, clip)
-            y = self.predict_normalized(x.float()).to("cpu")
+            y = predict(x.float()).to("cpu")
             return (y.double() * scale + center).float()
 
         return fn

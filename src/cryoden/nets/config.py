@@ -19,9 +19,11 @@ UPSAMPLINGS: tuple[str, ...] = ("bilinear", "transposed")
 
 #: Depth of each architecture when ``depth`` is not given (the seed nets' depth is fixed).
 DEFAULT_DEPTH: dict[str, int] = {"unet": 4, "seed5": 5, "seed4": 4}
-#: Width of each architecture when ``base_channels`` is not given. The U-Net is kept narrow for
-#: CPU training: base 16 does about 4x the optimiser steps of base 32 in a fixed time.
-DEFAULT_BASE_CHANNELS: dict[str, int] = {"unet": 16, "seed5": 32, "seed4": 32}
+#: Width of each architecture when ``base_channels`` is not given. The U-Net's default was chosen
+#: on measured quality per FLOP (``benchmarks/bench_quality.py``, 3 minutes of CPU training, held-out
+#: structure): base 8 / depth 4 (23 kFLOP/px) scored 28.77 dB, base 16 / depth 3 (70 kFLOP/px)
+#: 28.75 dB and base 16 / depth 4 (92 kFLOP/px) 28.70 dB, so the cheapest is also the best.
+DEFAULT_BASE_CHANNELS: dict[str, int] = {"unet": 8, "seed5": 32, "seed4": 32}
 #: Activation of each architecture when ``activation`` is not given.
 DEFAULT_ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "relu"}
 MAX_UNET_DEPTH = 6
