@@ -117,15 +117,15 @@ def test_default_plan_covers_large_images_evenly_within_the_budget():
 
 
 def test_polyphase_inference_for_neighbor2neighbor_models(rng):
-    """Ne2Ne models see the four half-size sub-images they were trained on; interleaving them
-    back is exact (identity in, identity out), odd sizes included."""
+    """Polyphase inference shows a model the four half-size sub-images (as Ne2Ne trains);
+    interleaving them back is exact (identity in, identity out), odd sizes included."""
     identity = _model(residual_identity=True)
     ne2ne = LoadedModel(
         network=identity.network,
         config=ModelConfig(network=identity.config.network, scheme="nb2nb"),
         path="memory",
     )
-    denoiser = Denoiser(ne2ne, device="cpu", precision="fp32")
+    denoiser = Denoiser(ne2ne, device="cpu", precision="fp32", polyphase=True)
     assert denoiser.polyphase
     image = (rng.normal(size=(37, 52)) * 5 + 20).astype(np.float32)
     np.testing.assert_allclose(denoiser(image), image, rtol=1e-6, atol=1e-4)

@@ -42,6 +42,9 @@ def command(
     memory_mb: float = typer.Option(
         None, "--memory-mb", help="Activation memory budget per batch of tiles (MiB)."
     ),
+    polyphase: bool = typer.Option(
+        False, "--polyphase", help="Denoise the 2x2 sub-images at half size (Ne2Ne models)."
+    ),
 ) -> None:
     """Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc."""
     loaded = load_model(model)
@@ -50,7 +53,7 @@ def command(
         probe_mrc(path)
     denoiser = Denoiser(
         loaded, device=device, tile=tile, batch=batch, threads=threads, precision=precision,
-        memory_mb=memory_mb,
+        memory_mb=memory_mb, polyphase=polyphase,
     )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
