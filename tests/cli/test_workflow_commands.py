@@ -80,6 +80,9 @@ def test_train_denoise_info_evaluate(cli, tmp_path, simulated):
         src = read_mrc(path)
         assert out.data.shape == src.data.shape
         assert out.voxel_size_angstrom == src.voxel_size_angstrom
+        assert out.origin_angstrom == src.origin_angstrom
+        assert out.labels[: len(src.labels)] == src.labels[-9:] or not src.labels
+        assert out.labels[-1].startswith("cryoden") and "denoise" in out.labels[-1]
     r = cli(
         "evaluate",
         "--reference",

@@ -273,7 +273,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, image, monkeypatch):
     write_mrc(target, image)
     before = target.read_bytes()
 
-    def half_write(tmp, data, voxel, origin, *, stack):
+    def half_write(tmp, data, voxel, origin, *, stack, labels=()):
         tmp.write_bytes(b"partial")
         raise OSError("disk full")
 
@@ -315,3 +315,10 @@ def test_write_rejects_bad_voxel_size(tmp_path, image):
 def test_write_into_missing_folder(tmp_path, image):
     with pytest.raises(InputFileError, match="does not exist"):
         write_mrc(tmp_path / "no" / "out.mrc", image)
+
+
+def test_labels_round_trip_and_keep_the_last_ten(tmp_path):
+    path = tmp_path / "labelled.mrc"
+    labels = [f"step {i}" for i in range(12)]
+    write_mrc(path, np.ones((8, 8), np.float32), labels=labels)
+    assert read_mrc(path).labels == tuple(labels[-10:])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from cryoden import __version__
 from cryoden.cli.common import output_paths, progress_bar, write_provenance
 from cryoden.cli.inputs import from_images
 from cryoden.errors import InputFileError
@@ -57,6 +58,7 @@ def command(
     )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    label = f"cryoden {__version__} denoise {Path(model).name} {time.strftime('%Y-%m-%d')}"
     protected = [*inputs, model]
     # Reading the next file and writing the previous result run in threads while the network
     # computes (torch releases the GIL), so I/O overlaps with compute.
@@ -83,6 +85,7 @@ def command(
                 voxel_size_angstrom=mrc.voxel_size_angstrom,
                 origin_angstrom=mrc.origin_angstrom,
                 protected=protected,
+                labels=(*mrc.labels, label),
             )
             del mrc, result
             timings[str(path)] = round(time.perf_counter() - start, 3)

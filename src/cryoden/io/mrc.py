@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +64,15 @@ class MrcData:
         ``(x, y, z)`` origin in Å from the header's ``origin`` field (0 when absent).
     path
         The file it was read from.
+    labels
+        The header's text labels (processing history), in order.
     """
 
     data: np.ndarray
     voxel_size_angstrom: Triple
     origin_angstrom: Triple
     path: str
+    labels: tuple[str, ...] = ()
 
     @property
     def pixel_size_angstrom(self) -> float | None:
@@ -186,7 +189,15 @@ def _diagnose_unreadable(header: Any, problems: list[str]) -> str:
     return f"data block cannot be read ({'; '.join(problems) or 'unknown reason'})"
 
 
-def _load(path: Path) -> tuple[np.ndarray, Triple, Triple]:
+def _labels(mrc: Any) -> tuple[str, ...]:
+    """The header's text labels (at most 10 of 80 characters), tolerating sloppy headers."""
+    try:
+        return tuple(str(label).strip() for label in mrc.get_labels() if str(label).strip())
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return ()
+
+
+def _load(path: Path) -> tuple[np.ndarray, Triple, Triple, tuple[str, ...]]:
     """Open strictly, falling back to permissive mode; return data, voxel size, origin."""
     strict_error = ""
     with _recorded_warnings() as caught:
@@ -195,6 +206,7 @@ def _load(path: Path) -> tuple[np.ndarray, Triple, Triple]:
                 data = np.array(mrc.data, dtype=np.float32)
                 voxel = _finite_triple(mrc.voxel_size, "voxel size", path)
                 origin = _finite_triple(mrc.header.origin, "origin", path)
+                labels = _labels(mrc)
         except ValueError as exc:
             strict_error = str(exc)
         except OSError as exc:
@@ -203,7 +215,7 @@ def _load(path: Path) -> tuple[np.ndarray, Triple, Triple]:
         notes = _messages(caught)
         if notes:
             logger.warning("%s: %s", path, "; ".join(notes))
-        return data, voxel, origin
+        return data, voxel, origin, labels
 
     with _recorded_warnings() as caught:
         try:
@@ -213,6 +225,7 @@ def _load(path: Path) -> tuple[np.ndarray, Triple, Triple]:
                 data = np.array(mrc.data, dtype=np.float32)
                 voxel = _finite_triple(mrc.voxel_size, "voxel size", path)
                 origin = _finite_triple(mrc.header.origin, "origin", path)
+                labels = _labels(mrc)
         except ValueError as exc:
             raise InputFileError(path, f"not a readable MRC file ({exc})") from exc
         except OSError as exc:
@@ -222,7 +235,7 @@ def _load(path: Path) -> tuple[np.ndarray, Triple, Triple]:
         path,
         "; ".join(_messages(caught)) or strict_error,
     )
-    return data, voxel, origin
+    return data, voxel, origin, labels
 
 
 def _check_complex(path: Path) -> None:
@@ -270,7 +283,7 @@ def read_mrc(path: PathLike) -> MrcData:
     file = Path(path)
     _check_file(file)
     _check_complex(file)
-    data, voxel, origin = _load(file)
+    data, voxel, origin, labels = _load(file)
     if data.ndim not in (2, 3):
         raise InputFileError(
             file, f"expected a 2D image or 3D stack/volume, got shape {data.shape}"
@@ -284,7 +297,9 @@ def read_mrc(path: PathLike) -> MrcData:
     if data.ndim == 2 and is_stack_path(file):
         data = data[np.newaxis]
     logger.debug("read %s: shape %s, voxel size %s Å", file, data.shape, voxel)
-    return MrcData(data=data, voxel_size_angstrom=voxel, origin_angstrom=origin, path=str(file))
+    return MrcData(
+        data=data, voxel_size_angstrom=voxel, origin_angstrom=origin, path=str(file), labels=labels
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,10 +343,21 @@ def check_not_protected(path: PathLike, protected: Iterable[PathLike]) -> None:
 
 
 def _write_mrc_file(
-    tmp: Path, data: np.ndarray, voxel: Triple, origin: Triple, *, stack: bool
+    tmp: Path,
+    data: np.ndarray,
+    voxel: Triple,
+    origin: Triple,
+    *,
+    stack: bool,
+    labels: Sequence[str] = (),
 ) -> None:
-    """Write ``data`` with its geometry to ``tmp`` (an existing temporary file)."""
+    """Write ``data`` with its geometry and labels to ``tmp`` (an existing temporary file)."""
     with mrcfile.new(tmp, overwrite=True) as mrc:
+        if labels:  # replace mrcfile's own "Created by" label with the given history
+            mrc.header.label[:] = b""
+            mrc.header.nlabl = 0
+            for label in list(labels)[-10:]:  # the header holds 10; keep the most recent
+                mrc.add_label(label.encode("ascii", "replace").decode()[:80])
         mrc.set_data(data)
         if data.ndim == 3:
             if stack:
@@ -349,6 +375,7 @@ def write_mrc(
     voxel_size_angstrom: float | Iterable[float] | None = None,
     origin_angstrom: Iterable[float] | None = None,
     protected: Iterable[PathLike] = (),
+    labels: Sequence[str] = (),
 ) -> None:
     """Write an image, stack or volume as a float32 (mode 2) MRC file, atomically.
 
@@ -366,6 +393,9 @@ def write_mrc(
     protected
         Paths that must not be overwritten (the inputs). Symbolic links and other aliases of
         the same file are recognised.
+    labels
+        Header text labels (processing history; ASCII, 80 characters each). The header holds
+        10: when more are given, the last 10 are kept.
 
     Raises
     ------
@@ -392,7 +422,12 @@ def write_mrc(
     origin = _as_triple(origin_angstrom, "origin_angstrom", positive=False)
     with atomic_output(path) as tmp:
         _write_mrc_file(
-            tmp, array.astype(np.float32, copy=False), voxel, origin, stack=is_stack_path(path)
+            tmp,
+            array.astype(np.float32, copy=False),
+            voxel,
+            origin,
+            stack=is_stack_path(path),
+            labels=labels,
         )
 
 
