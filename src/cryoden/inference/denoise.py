@@ -212,8 +212,7 @@ class Denoiser:
             margin = min(margin, max(0, (overlap - 1) // 2))
         if self.batch is None and self.device.type != "cpu":
             batch = int(max(1, min(16, budget // (per_pixel * tile[0] * tile[1]))))
-        self._plan_margin = margin
-        return TilingPlan(tile=tile, overlap=overlap, batch=batch)
+        return TilingPlan(tile=tile, overlap=overlap, batch=batch, margin=margin)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.precision == "bf16":
@@ -276,7 +275,7 @@ class Denoiser:
             overlap=plan.overlap,
             batch=plan.batch,
             align=self.model.config.network.size_multiple,
-            margin=self._plan_margin,
+            margin=plan.margin,
             progress=progress,
         )
 

@@ -216,11 +216,13 @@ def predict_tiled(
 
 @dataclass(frozen=True)
 class TilingPlan:
-    """Tile ``(height, width)``, overlap and batch (see :meth:`cryoden.inference.Denoiser.plan`)."""
+    """Tile ``(height, width)``, overlap, batch and edge margin (``None``: a quarter of the
+    overlap) for :func:`predict_tiled` (see :meth:`cryoden.inference.Denoiser.plan`)."""
 
     tile: tuple[int, int]
     overlap: int
     batch: int
+    margin: int | None = None
 
 
 def available_memory_bytes(device: torch.device | str = "cpu") -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.fft
 
 from cryoden.errors import ParameterError
+from cryoden.metrics.image import check_image_pair
 
 logger = logging.getLogger(__name__)
 
@@ -59,21 +60,13 @@ class FourierCorrelation:
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray, ndim: int, what: str) -> tuple[np.ndarray, ...]:
-    x = np.asarray(a)
-    y = np.asarray(b)
+    """Shared image checks (:func:`cryoden.metrics.image.check_image_pair`), then dimensionality."""
+    x, y = check_image_pair(a, b, what)
     kind = "2D images (H, W)" if ndim == 2 else "3D volumes (Z, Y, X)"
-    if x.shape != y.shape:
-        raise ParameterError(f"{what} needs inputs of the same shape, got {x.shape} and {y.shape}")
     if x.ndim != ndim:
         raise ParameterError(f"{what} needs {kind}, got shape {x.shape}")
     if min(x.shape) < 2:
         raise ParameterError(f"{what} needs at least 2 pixels per axis, got shape {x.shape}")
-    if np.iscomplexobj(x) or np.iscomplexobj(y):
-        raise ParameterError(f"{what} needs real-valued inputs")
-    x = x.astype(np.float64)
-    y = y.astype(np.float64)
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ParameterError(f"{what}: the inputs contain NaN or infinite values")
     return x, y
 
 

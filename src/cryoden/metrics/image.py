@@ -24,7 +24,9 @@ SSIM_K2 = 0.03
 SSIM_TRUNCATE = 3.5
 
 
-def _check_pair(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+def check_image_pair(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two same-shape, non-empty, real, finite arrays as float64, or a ParameterError naming
+    ``what``."""
     x = np.asarray(a)
     y = np.asarray(b)
     if x.shape != y.shape:
@@ -80,7 +82,7 @@ def cross_correlation(a: np.ndarray, b: np.ndarray) -> float:
     >>> cross_correlation(x, 2 * x + 1), cross_correlation(x, -x)
     (1.0, -1.0)
     """
-    x, y = _check_pair(a, b, "cross_correlation")
+    x, y = check_image_pair(a, b, "cross_correlation")
     x = x - x.mean()
     y = y - y.mean()
     denominator = float(np.sqrt(np.sum(x * x) * np.sum(y * y)))
@@ -113,7 +115,7 @@ def psnr(reference: np.ndarray, image: np.ndarray, *, data_range: float | None =
         If the shapes differ, the images are not finite, or the data range is not positive
         (a constant reference needs an explicit ``data_range``).
     """
-    ref, img = _check_pair(reference, image, "psnr")
+    ref, img = check_image_pair(reference, image, "psnr")
     mse = float(np.mean((ref - img) ** 2))
     peak = _data_range(ref, data_range, "psnr")
     if mse == 0.0:
@@ -153,7 +155,7 @@ def ssim(reference: np.ndarray, image: np.ndarray, *, data_range: float | None =
     Z. Wang, A. C. Bovik, H. R. Sheikh and E. P. Simoncelli, "Image quality assessment: from
     error visibility to structural similarity", IEEE Trans. Image Process. 13 (2004) 600-612.
     """
-    ref, img = _check_pair(reference, image, "ssim")
+    ref, img = check_image_pair(reference, image, "ssim")
     peak = _data_range(ref, data_range, "ssim")
     c1 = (SSIM_K1 * peak) ** 2
     c2 = (SSIM_K2 * peak) ** 2
