@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cryoden.io import read_mrc
+from cryoden.training.modelfile import load_model
 
 
 @pytest.fixture(autouse=True)
@@ -91,6 +92,28 @@ def test_train_denoise_info_evaluate(cli, tmp_path, simulated):
         "--json",
     )
     assert r.code == 0 and json.loads(r.out)[0]["cc"] > 0
+
+
+def test_train_init_fine_tunes_a_model(cli, tmp_path, simulated):
+    """--init starts from a model's network and weights: with a vanishing learning rate the
+    fine-tuned model keeps them, whatever --arch says."""
+    level = simulated / "snr_0.5000"
+    common = ("--epochs", "1", "--steps-per-epoch", "2", "--patch", "32", "--batch", "2")
+    base = tmp_path / "base.safetensors"
+    r = cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", base,
+            "--base-channels", "4", "--depth", "2", *common)  # fmt: skip
+    assert r.code == 0, r.err
+    tuned = tmp_path / "tuned.safetensors"
+    r = cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", tuned,
+            "--init", base, "--arch", "seed4", "--lr", "1e-12", *common)  # fmt: skip
+    assert r.code == 0, r.err
+    a, b = load_model(base), load_model(tuned)
+    assert b.config.network == a.config.network
+    wa, wb = a.network.state_dict(), b.network.state_dict()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    r = cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", tmp_path / "x",
+            "--init", tmp_path / "missing.safetensors", *common)  # fmt: skip
+    assert r.code != 0 and "missing.safetensors" in r.err
 
 
 @pytest.mark.parametrize("scheme", ["n2v", "ne2ne"])

@@ -11,6 +11,7 @@ import torch
 
 from cryoden.errors import ParameterError
 from cryoden.nets import NetworkConfig
+from cryoden.nets.registry import build_network
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.loop import TrainConfig, default_checkpoint_dir, train
 from cryoden.training.modelfile import load_model
@@ -194,3 +195,42 @@ def test_training_lowers_the_error(tmp_path):
         denoised_err.append(np.mean((norm.invert(out) - c) ** 2))
         noisy_err.append(np.mean((a - c) ** 2))
     assert np.mean(denoised_err) < 0.5 * np.mean(noisy_err)
+
+
+def test_initial_weights_start_the_run_from_a_model(pairs, tmp_path):
+    """Fine-tuning: with a vanishing learning rate the run ends where its initial weights were."""
+    first = train("n2n", NET, pairs, None, TrainConfig(epochs=2, **FAST), out=tmp_path / "a")
+    start = _weights(tmp_path / "a")
+    config = TrainConfig(epochs=1, **{**FAST, "seed": 99}, learning_rate=1e-12)
+    tuned = train(
+        "n2n", NET, pairs, None, config, out=tmp_path / "b", device="cpu", initial_weights=start
+    )
+    end = tuned.network.state_dict()
+    assert all(torch.allclose(end[k], start[k], atol=1e-6) for k in start)
+    # from random weights the same run starts far higher than where the first run ended
+    fresh = train("n2n", NET, pairs, None, config, out=tmp_path / "c", device="cpu")
+    assert tuned.train_losses[0] < fresh.train_losses[0]
+    assert tuned.train_losses[0] == pytest.approx(first.train_losses[-1], rel=0.5)
+
+
+def test_initial_weights_must_fit_the_network(pairs, tmp_path):
+    start = build_network(NetworkConfig(depth=3, base_channels=4)).state_dict()
+    with pytest.raises(ParameterError, match="do not fit the unet network"):
+        train(
+            "n2n", NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m",
+            initial_weights=start,
+        )  # fmt: skip
+
+
+def test_fine_tuning_never_ends_worse_than_its_start(pairs, tmp_path):
+    """The initial weights are the epoch-0 candidate: a run that only makes things worse (a
+    far too large learning rate) gives back the initial weights."""
+    train("n2n", NET, pairs, None, TrainConfig(epochs=3, **FAST), out=tmp_path / "a")
+    start = _weights(tmp_path / "a")
+    config = TrainConfig(epochs=2, **{**FAST, "seed": 5}, learning_rate=0.5)
+    result = train(
+        "n2n", NET, pairs, None, config, out=tmp_path / "b", device="cpu", initial_weights=start
+    )
+    assert result.best_epoch == 0
+    end = _weights(tmp_path / "b")
+    assert all(torch.equal(end[k], start[k]) for k in start)

@@ -11,7 +11,8 @@ frame sums from ``cryoden split-frames``). Training ends at whichever comes firs
 ``--max-minutes`` and early stopping on the validation loss (whole images held out), and always
 leaves a usable model at ``--out``: a folder (``config.json`` + ``weights.safetensors``) or a
 single ``.safetensors`` file. A checkpoint is written each epoch beside it; ``--resume``
-continues the run from there.
+continues the run from there. ``--init MODEL`` fine-tunes an existing model on new data: the
+network (architecture, width, depth) and its weights come from ``MODEL``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cryoden.errors import ParameterError
 from cryoden.nets.config import ARCHITECTURES, NetworkConfig
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.loop import TrainConfig, train
+from cryoden.training.modelfile import load_model
 from cryoden.training.noise2void import n2v2_network_config
 
 logger = logging.getLogger("cryoden.cli.train")
@@ -56,6 +58,15 @@ def _run(
     summary: dict[str, Any],
 ) -> None:
     out = Path(options["out"])
+    initial = None
+    if options.get("init") is not None:
+        start = load_model(options["init"])
+        if network != start.config.network:
+            logger.info(
+                "--init: training %s's network (%s)", options["init"], start.config.network.arch
+            )
+        network = start.config.network
+        initial = start.network.state_dict()
     config = TrainConfig(
         epochs=options["epochs"],
         max_minutes=options["max_minutes"],
@@ -72,7 +83,7 @@ def _run(
         result = train(
             scheme, network, dataset, None, config,
             out=out, resume=options["resume"], progress=progress, data_summary=summary,
-            device=options["device"],
+            device=options["device"], initial_weights=initial,
         )  # fmt: skip
     record = provenance(f"train {scheme}", {**options, "network": network.to_dict()})
     record["result"] = {
@@ -108,6 +119,12 @@ LOSS = typer.Option("l2", "--loss", help="l2 or l1.")
 PATIENCE = typer.Option(20, "--patience", help="Early stopping: epochs without improvement.")
 SEED = typer.Option(0, "--seed", help="Random seed (weights, patches, masks, split).")
 RESUME = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out.")
+INIT = typer.Option(
+    None,
+    "--init",
+    metavar="MODEL",
+    help="Fine-tune this model: start from its network and weights (its network wins over --arch).",
+)
 THREADS = typer.Option(None, "--threads", help="CPU threads for torch.")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available).")
 
@@ -120,6 +137,7 @@ def n2n(
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
+    init: Path = INIT,
 ) -> None:  # fmt: skip
     """Noise2Noise: learn to predict one noisy image of a pair from the other."""
     network = _network_config(arch, kernel, base_channels, depth)
@@ -128,7 +146,7 @@ def n2n(
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, a=a, b=b,
+        device=device, init=init, a=a, b=b,
     )  # fmt: skip
     _run("n2n", dataset, network, options, {"a": str(a), "b": str(b), "n_pairs": len(pairs)})
 
@@ -143,6 +161,7 @@ def n2v(
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
+    init: Path = INIT,
 ) -> None:  # fmt: skip
     """Noise2Void: blind-spot training from single noisy images."""
     if variant not in ("n2v", "n2v2"):
@@ -156,7 +175,7 @@ def n2v(
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, images=images, variant=variant,
+        device=device, init=init, images=images, variant=variant,
     )  # fmt: skip
     summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
     _run(variant, SingleDataset(arrays, sources=names), network, options, summary)
@@ -169,6 +188,7 @@ def ne2ne(
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
+    init: Path = INIT,
 ) -> None:  # fmt: skip
     """Neighbor2Neighbor: sub-sampled neighbour pairs from single noisy images."""
     network = _network_config(arch, kernel, base_channels, depth)
@@ -176,7 +196,7 @@ def ne2ne(
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, images=images,
+        device=device, init=init, images=images,
     )  # fmt: skip
     summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
     _run("nb2nb", SingleDataset(arrays, sources=names), network, options, summary)

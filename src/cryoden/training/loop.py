@@ -19,7 +19,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -444,6 +444,7 @@ def train(
     normalization: NormalizationSpec | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = None,
+    initial_weights: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train a network with a training scheme; keep the best weights as a model file.
 
@@ -481,6 +482,12 @@ def train(
         Where checkpoints go; by default :func:`default_checkpoint_dir` of ``out``.
     device
         Training device; by default :func:`~cryoden.nets.device.default_device`.
+    initial_weights
+        Start from these weights (a state dict of a network built from ``network_config``, e.g.
+        :attr:`LoadedModel.network`'s) instead of a random initialisation: fine-tuning. With
+        validation images, the initial weights are the first candidate for the best model
+        (epoch 0), so the result is never worse than the start on the validation loss. A
+        checkpoint loaded with ``resume`` takes precedence.
 
     Returns
     -------
@@ -532,6 +539,7 @@ def train(
         return _run(
             scheme, network_config, config, spec, train_list, val_list, summary, identity,
             out=out, ckpt_dir=ckpt_dir, device=dev, resume=resume, progress=progress,
+            initial_weights=initial_weights,
         )  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
@@ -553,13 +561,23 @@ def _run(
     device: torch.device,
     resume: bool,
     progress: ProgressCallback | None,
+    initial_weights: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     torch.manual_seed(config.seed)
     # channels-last convolutions are markedly faster on CPU (oneDNN) and on CUDA
     memory_format = (
         torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
     )
-    network = build_network(network_config).to(device=device, memory_format=memory_format)
+    network = build_network(network_config)
+    if initial_weights is not None:
+        try:
+            network.load_state_dict(dict(initial_weights))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ParameterError(
+                f"the initial weights do not fit the {network_config.arch} network ({first})"
+            ) from None
+    network = network.to(device=device, memory_format=memory_format)
     network.train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
@@ -620,6 +638,17 @@ def _run(
 
     def elapsed() -> float:  # wall-clock seconds of the run, earlier sessions included
         return elapsed_before + time.perf_counter() - session_start
+
+    if initial_weights is not None and val_patches is not None and state.epoch == 0:
+        # Fine-tuning never ends worse than it started: the initial weights are the first
+        # candidate for the best model (epoch 0), judged on the same validation patches.
+        state.best_loss = _evaluate(
+            scheme, network, val_patches, config.batch_size, device, memory_format
+        )
+        state.best_epoch = 0
+        best_network.load_state_dict(best_weights)
+        save_model(out, best_network, model_config())
+        logger.info("initial weights: validation loss %.6g", state.best_loss)
 
     while state.stopped is None:
         if deadline is not None and elapsed() >= deadline:
