@@ -155,3 +155,41 @@ def test_real_report_renders_in_headless_chromium(tiny_study, browser, tmp_path)
     check = browser.image_check(browser.dump_dom(html, tmp_path / "profile"))
     assert int(check["images"]) >= 5 + len(default_methods())
     assert check["loaded"] == check["images"] and check["status"] == "ok"
+
+
+def test_learned_cells_warm_start_from_the_previous_snr(tiny_study):
+    """Each learned cell keeps its model; the next SNR's cell starts from it."""
+    results = json.loads((tiny_study["out"] / "results.json").read_text())
+    assert results["config"]["warm_start"] is True
+    cells = tiny_study["out"] / "cells"
+    learned = [r for r in results["results"] if "scheme" in r["parameters"]]
+    assert learned
+    for row in learned:
+        s, method = row["snr_index"], row["method"]
+        assert (cells / f"{method}__snr{s:02d}.safetensors").is_file()
+        origin = row["parameters"]["initialised_from"]
+        if s == 0:
+            assert origin == "random weights"
+        else:
+            assert f"{method}__snr{s - 1:02d}.safetensors" in origin
+
+
+def test_cold_start_trains_every_cell_from_random_weights(tmp_path):
+    config = preset("tiny", methods=("n2n-unet",), warm_start=False)
+    run_study(config, tmp_path, report=False)
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert {r["parameters"]["initialised_from"] for r in rows} == {"random weights"}
+
+
+def test_a_missing_previous_model_falls_back_to_random_weights(tmp_path, caplog):
+    config = preset(
+        "tiny", methods=("n2n-unet",), snr_levels=(0.1, 0.2), montage_snr_indices=(0, 1)
+    )
+    run_study(config, tmp_path, report=False)
+    (tmp_path / "cells" / "n2n-unet__snr01.json").unlink()
+    (tmp_path / "cells" / "n2n-unet__snr00.safetensors").unlink()
+    run = run_study(config, tmp_path, report=False)
+    assert (run.computed, run.reused) == (1, 1)
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert rows[1]["parameters"]["initialised_from"] == "random weights"
+    assert "no model of the previous SNR" in caplog.text

@@ -14,10 +14,13 @@ case for the filters. The grids are in :data:`FILTER_GRIDS`.
 
 Learned methods
 ---------------
-Each learned (method, SNR) cell trains a fresh network with :func:`cryoden.training.loop.train`
+Each learned (method, SNR) cell trains a network with :func:`cryoden.training.loop.train`
 for ``config.train_seconds`` seconds on that SNR's training data only: Noise2Noise on the
 ``n_train`` pairs, Noise2Void and Neighbor2Neighbor on the ``2 n_train`` single noisy images of
-the same pairs (the same noisy data). The trainer's best-validation network, with the model config it saves, is
+the same pairs (the same noisy data). With ``config.warm_start`` (the default) the network
+starts from the same method's model of the previous SNR in ``config.snr_levels`` (a curriculum
+over the SNRs, as one fine-tunes a model on new data); the first SNR starts from random weights.
+Otherwise every cell starts from random weights. The trainer's best-validation network, with the model config it saves, is
 applied to the test images with :class:`cryoden.inference.Denoiser` (per-image robust normalisation, output mapped back to the
 input's scale). No clean image is used. The seed networks are ``config.base_channels`` wide, the
 U-Nets ``config.unet_base_channels``.
@@ -26,6 +29,7 @@ U-Nets ``config.unet_base_channels``.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,6 +44,7 @@ from cryoden.benchmark.study import LEARNED_METHODS, StudyConfig
 from cryoden.errors import ParameterError
 from cryoden.filters import apply_filter
 from cryoden.inference import Denoiser
+from cryoden.io.atomic import atomic_output
 from cryoden.metrics import psnr
 from cryoden.nets import NetworkConfig
 from cryoden.noise import image_seed
@@ -49,6 +54,7 @@ from cryoden.training import (
     PairDataset,
     SingleDataset,
     TrainConfig,
+    load_model,
     train,
 )
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
@@ -318,15 +324,36 @@ def predict(model: LoadedModel, images: np.ndarray) -> np.ndarray:
 
 
 def run_learned(
-    data: SnrData, config: StudyConfig, method: str, workdir: Path | None = None
+    data: SnrData,
+    config: StudyConfig,
+    method: str,
+    workdir: Path | None = None,
+    *,
+    init_model: Path | None = None,
+    model_out: Path | None = None,
 ) -> MethodOutput:
     """Train a learned method on this SNR's training data within the time budget, then denoise
-    the test images. The model file is written under ``workdir`` (a temporary folder if
-    ``None``) and removed afterwards."""
+    the test images.
+
+    Parameters
+    ----------
+    init_model
+        A model file of the same method (the previous SNR's) to start from; ``None`` starts
+        from random weights.
+    model_out
+        Where to keep the trained model file; ``None`` writes it to a temporary folder under
+        ``workdir`` and removes it afterwards.
+    """
     start = time.perf_counter()
     train_set, val_set = training_data(method, data)
     network_config = network_config_for(method, config)
     train_config = train_config_for(method, data, config)
+    initial = None
+    if init_model is not None:
+        loaded = load_model(init_model)
+        if loaded.config.network != network_config:
+            raise ParameterError(f"{init_model}: its network differs from {method}'s")
+        initial = loaded.network.state_dict()
     with tempfile.TemporaryDirectory(prefix=f"{method}-", dir=workdir) as tmp:
         model_path = Path(tmp) / "model.safetensors"
         result = train(
@@ -336,15 +363,24 @@ def run_learned(
             val_set,
             train_config,
             out=model_path,
+            initial_weights=initial,
         )
         train_seconds = time.perf_counter() - start
         # The trainer's best network and the config it saved with it, as load_model gives them.
         model = LoadedModel(result.network, result.model_config, str(model_path))
         denoised = predict(model, data.test_noisy)
+        if model_out is not None:
+            with atomic_output(model_out) as kept:
+                shutil.copyfile(model_path, kept)
     history = result.history
     params = {
         "scheme": LEARNED_METHODS[method][0],
         "network": network_config.to_dict(),
+        "initialised_from": (
+            "random weights"
+            if init_model is None
+            else f"the previous SNR's model ({init_model.name})"
+        ),
         "train": {
             k: v
             for k, v in train_config.to_dict().items()
@@ -377,10 +413,24 @@ def runner_for(method: str) -> Runner:
 
 
 def run_method(
-    method: str, data: SnrData, config: StudyConfig, *, workdir: Path | None = None
+    method: str,
+    data: SnrData,
+    config: StudyConfig,
+    *,
+    workdir: Path | None = None,
+    init_model: Path | None = None,
+    model_out: Path | None = None,
 ) -> MethodOutput:
-    """Run one (method, SNR) cell: denoise ``data.test_noisy`` with ``method``."""
-    output = runner_for(method)(data, config, method, workdir)
+    """Run one (method, SNR) cell: denoise ``data.test_noisy`` with ``method``.
+
+    ``init_model`` and ``model_out`` apply to learned methods only (see :func:`run_learned`).
+    """
+    if method in LEARNED_METHODS:
+        output = run_learned(
+            data, config, method, workdir, init_model=init_model, model_out=model_out
+        )
+    else:
+        output = runner_for(method)(data, config, method, workdir)
     if output.denoised.shape != data.test_noisy.shape:
         raise RuntimeError(
             f"{method} returned shape {output.denoised.shape}, expected {data.test_noisy.shape}"

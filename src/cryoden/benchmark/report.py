@@ -172,7 +172,13 @@ def _setup_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             f"{config.get('train_seconds')} s per learned (method, SNR) cell, patches "
             f"{config.get('patch')} px, batch {config.get('batch')}, base width "
             f"{config.get('base_channels')}, learning rate {config.get('learning_rate')}, "
-            f"seed {config.get('seed')}",
+            f"seed {config.get('seed')}; "
+            + (
+                "each SNR's network starts from the same method's network of the previous SNR "
+                "(warm start; the first from random weights)"
+                if config.get("warm_start")
+                else "every cell starts from random weights"
+            ),
         ),
         ("metrics", str(config.get("metrics", "–"))),
     ]

@@ -32,7 +32,7 @@ from cryoden.benchmark.data import simulate_study_images, structure_digest
 from cryoden.benchmark.methods import run_method
 from cryoden.benchmark.scoring import score_stack
 from cryoden.benchmark.store import CellStore, write_json, write_npz
-from cryoden.benchmark.study import METHOD_DESCRIPTIONS, StudyConfig
+from cryoden.benchmark.study import LEARNED_METHODS, METHOD_DESCRIPTIONS, StudyConfig
 from cryoden.io.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,20 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _warm_start_model(store: CellStore, config: StudyConfig, method: str, s: int) -> Path | None:
+    """The previous SNR's model of ``method`` when the study warm-starts (else ``None``)."""
+    if not config.warm_start or s == 0:
+        return None
+    path = store.model_path(method, s - 1)
+    if not path.is_file():
+        logger.warning(
+            "%s at SNR index %d: no model of the previous SNR in %s; starting from random weights",
+            method, s, store.root,
+        )  # fmt: skip
+        return None
+    return path
+
+
 def run_study(
     config: StudyConfig,
     out: str | Path,
@@ -214,7 +228,15 @@ def run_study(
             cached = store.load(method, s)
             if cached is None:
                 logger.debug("%s at SNR %.4f ...", method, snr)
-                output = run_method(method, data, config, workdir=work)
+                learned = method in LEARNED_METHODS
+                output = run_method(
+                    method,
+                    data,
+                    config,
+                    workdir=work,
+                    init_model=_warm_start_model(store, config, method, s) if learned else None,
+                    model_out=store.model_path(method, s) if learned else None,
+                )
                 scores = score_stack(clean.test, output.denoised, pixel_size_angstrom=px)
                 row = {
                     "method": method,

@@ -1,7 +1,8 @@
 """The resumable cell store: one finished (method, SNR) cell per pair of files.
 
 ``DIR/cells/<method>__snr<index>.json`` holds a cell's scores; ``.npz`` beside it holds its
-denoised montage image. Each file is written atomically (temporary file, then rename), the image
+denoised montage image and, for a learned method, ``.safetensors`` its trained model (the next
+SNR's cell starts from it when the study warm-starts). Each file is written atomically (temporary file, then rename), the image
 first and the scores last, so a scores file on disk always means a finished, complete cell. A
 rerun loads the finished cells and computes only the missing ones.
 
@@ -100,6 +101,10 @@ class CellStore:
     def _paths(self, method: str, snr_index: int) -> tuple[Path, Path]:
         stem = self.cell_name(method, snr_index)
         return self.root / f"{stem}.json", self.root / f"{stem}.npz"
+
+    def model_path(self, method: str, snr_index: int) -> Path:
+        """Where a learned cell keeps its trained model (``<stem>.safetensors``)."""
+        return self.root / f"{self.cell_name(method, snr_index)}.safetensors"
 
     def has(self, method: str, snr_index: int) -> bool:
         """Whether the cell is finished (its scores file exists and reads)."""

@@ -11,6 +11,15 @@ Time budget of the ``quick`` preset (two CPU cores): 10 SNRs x 5 learned methods
 validation, checkpoints, model files and inference (50 s), the 7 filters with their calibration
 grids and the scoring of all 120 cells (under 15 s), simulation, figures and report (under 20 s):
 about 11.5 min. ``train_seconds`` is the knob: each second more or less moves the total by 50 s.
+
+Why warm starts, 48 training pairs, 8 validation pairs and a learning rate of 1e-3: with 24 pairs
+at 2e-3 and every cell trained from random weights, Noise2Noise's PSNR stalled at the top SNRs
+(the U-Net ended 0.06 dB lower at 0.5 than at 0.4456; the seed networks plateaued at 18-20 dB).
+Starting each SNR from the previous SNR's model lets training accumulate over the curriculum;
+48 pairs at 1e-3 then gave the U-Net 25.4 dB at SNR 0.5 (24.2 dB with 24 pairs). A warm-started
+cell keeps its starting model when training does not lower the validation loss (see
+:func:`cryoden.training.loop.train`), judged on 8 validation pairs rather than 2. The training
+time per cell is unchanged.
 """
 
 from __future__ import annotations
@@ -145,6 +154,10 @@ class StudyConfig:
         4x more per pixel than a seed network of the same width.
     learning_rate
         Adam learning rate.
+    warm_start
+        Start each learned cell from the same method's model of the previous SNR in
+        ``snr_levels`` (the first from random weights); ``False`` trains every cell from random
+        weights, as the study did.
     seed
         Base seed of orientations, noise and training.
     structure
@@ -156,8 +169,8 @@ class StudyConfig:
     preset: str = "quick"
     image_size: int = 64
     pixel_size_angstrom: float = 3.75
-    n_train: int = 24
-    n_val: int = 2
+    n_train: int = 48
+    n_val: int = 8
     n_test: int = 8
     n_calibration: int = 1
     snr_levels: tuple[float, ...] = STUDY_SNR_LEVELS
@@ -169,7 +182,8 @@ class StudyConfig:
     batch: int = 8
     base_channels: int = 16
     unet_base_channels: int = 8
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
+    warm_start: bool = True
     seed: int = 0
     structure: str | None = None
     montage_snr_indices: tuple[int, ...] = (0, 2, 5, 9)
@@ -187,6 +201,8 @@ class StudyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ParameterError(f"study {name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.warm_start, bool):
+            raise ParameterError(f"study warm_start must be true or false, got {self.warm_start!r}")
         if self.image_size < 16:
             raise ParameterError(f"study image_size must be >= 16, got {self.image_size}")
         if not self.pixel_size_angstrom > 0:

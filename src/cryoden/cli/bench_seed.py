@@ -9,7 +9,8 @@ Example::
 Clean projections of GroEL (the atomic model given with ``--structure``, otherwise the embedded
 GroEL-like phantom) get white Gaussian noise at the 10 SNRs from 0.01 to 0.5. Each method
 denoises the same test images at each SNR: Noise2Noise with the study's 5- and 4-level networks
-and a U-Net, Noise2Void, Neighbor2Neighbor (each trained per SNR within a time budget), the
+and a U-Net, Noise2Void, Neighbor2Neighbor (each trained per SNR within a time budget, by default starting from the
+same method's model of the previous SNR), the
 study's low-pass cutoffs 0.05 and 0.001, and low-pass, Gaussian, median, mean, Wiener (and BM3D
 when installed) filters whose parameter is chosen on a separate clean calibration image.
 Training, calibration and test images are disjoint.
@@ -72,6 +73,12 @@ def command(
         "--train-seconds",
         help="Training time per learned (method, SNR) cell, seconds (default: the preset's).",
     ),
+    warm_start: bool = typer.Option(
+        True,
+        "--warm-start/--cold-start",
+        help="Start each learned cell from the same method's model of the previous SNR "
+        "(default), or every cell from random weights as the original study did.",
+    ),
     preset_name: str = typer.Option(
         None, "--preset", hidden=True, help=f"Settings preset: {', '.join(PRESETS)}."
     ),
@@ -95,6 +102,7 @@ def command(
         "seed": seed,
         "methods": parse_methods(methods),
         "structure": str(structure) if structure is not None else None,
+        "warm_start": warm_start,
     }
     if train_seconds is not None:
         changes["train_seconds"] = float(train_seconds)
@@ -122,6 +130,7 @@ def command(
             "seed": seed,
             "methods": list(config.methods),
             "train_seconds": config.train_seconds,
+            "warm_start": config.warm_start,
             "config": config.to_dict(),
             "cells_computed": run.computed,
             "cells_reused": run.reused,
