@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +71,14 @@ def oracle(clean, noisy, name, values, apply):
     return {"filter": name, "best_parameter": float(values[best]), "psnr": scores[best]}
 
 
+def high_frequency_ratio(clean: list[np.ndarray], images: list[np.ndarray]) -> float:
+    """Mean over the test images of the excess power at the highest frequencies (0.9-1 Nyquist
+    and the Nyquist lines) relative to the clean image; a grid or checkerboard shows above 1."""
+    from cryoden.training.diagnostics import high_frequency_power_ratio
+
+    return float(np.mean([high_frequency_power_ratio(x, c) for x, c in zip(images, clean)]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,8 +111,12 @@ def main() -> None:
     )
     parser.add_argument("--depth", type=int, default=None, help="override the U-Net's depth")
     parser.add_argument(
+        "--space-to-depth", type=int, default=None, help="override the U-Net's space_to_depth"
+    )
+    parser.add_argument(
         "--gamma", type=float, default=None, help="Neighbor2Neighbor's regulariser weight"
     )
+    parser.add_argument("--keep-models", type=Path, help="copy the trained models here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.test_structure.is_file():
@@ -120,7 +133,7 @@ def main() -> None:
     )
     results = {
         "setting": {**vars(args), "train_structure": str(args.train_structure or "phantom:groel"),
-                    "test_structure": str(args.test_structure), "json": None},
+                    "test_structure": str(args.test_structure), "json": None, "keep_models": None},
         "noisy_psnr": mean_psnr(test_clean, test_noisy),
         "oracle_lowpass": oracle(test_clean, test_noisy, "lowpass", np.geomspace(0.01, 1.0, 48),
                                  lambda x, c: lowpass(x, cutoff_nyquist=float(c))),
@@ -139,6 +152,7 @@ def main() -> None:
                 for k, v in (
                     ("base_channels", args.base_channels),
                     ("depth", args.depth if network.arch == "unet" else None),
+                    ("space_to_depth", args.space_to_depth if network.arch == "unet" else None),
                 )
                 if v
             }
@@ -163,20 +177,33 @@ def main() -> None:
             seconds = time.perf_counter() - start
             model = load_model(result.model_path)
             default = Denoiser(model)  # precision "auto": bf16 where the CPU has it natively
-            score = mean_psnr(test_clean, list(default(np.stack(test_noisy))))
+            denoised = list(default(np.stack(test_noisy)))
+            score = mean_psnr(test_clean, denoised)
             fp32 = mean_psnr(
                 test_clean, list(Denoiser(model, precision="fp32")(np.stack(test_noisy)))
             )
+            extra_scores = {
+                "high_frequency_power_ratio": high_frequency_ratio(test_clean, denoised)
+            }
+            if default.polyphase:  # Ne2Ne: also the full-size inference
+                full = Denoiser(model, polyphase=False)
+                extra_scores["psnr_full_size_inference"] = mean_psnr(
+                    test_clean, list(full(np.stack(test_noisy)))
+                )
+            if args.keep_models:
+                args.keep_models.mkdir(parents=True, exist_ok=True)
+                shutil.copytree(result.model_path, args.keep_models / name, dirs_exist_ok=True)
             steps = sum(1 for _ in result.history) * config.steps_per_epoch
             results["methods"][name] = {
                 "psnr": score, "margin_over_best_oracle_db": score - best_filter,
                 "inference_precision": default.precision, "psnr_fp32": fp32,
                 "train_seconds": seconds, "epochs": len(result.history), "approx_steps": steps,
-                "best_epoch": result.best_epoch, "network": network.to_dict(),
+                "best_epoch": result.best_epoch, "network": network.to_dict(), **extra_scores,
             }  # fmt: skip
             print(f"{name}: {score:.2f} dB ({score - best_filter:+.2f} dB over the best oracle "
                   f"filter; {default.precision} inference, fp32 {fp32:.3f} dB), "
-                  f"{len(result.history)} epochs in {seconds:.0f} s", flush=True)  # fmt: skip
+                  f"{len(result.history)} epochs in {seconds:.0f} s {extra_scores}",
+                  flush=True)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

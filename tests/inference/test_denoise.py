@@ -9,6 +9,7 @@ from torch import nn
 
 from cryoden.errors import ParameterError
 from cryoden.inference import Denoiser, default_device
+from cryoden.inference.polyphase import halfband_taps
 from cryoden.nets import NetworkConfig, build_network
 from cryoden.training.modelfile import LoadedModel, ModelConfig, load_model, save_model
 
@@ -117,16 +118,32 @@ def test_default_plan_covers_large_images_evenly_within_the_budget():
 
 
 def test_polyphase_inference_for_neighbor2neighbor_models(rng):
-    """Polyphase inference shows a model the four half-size sub-images (as Ne2Ne trains);
-    interleaving them back is exact (identity in, identity out), odd sizes included."""
+    """Ne2Ne models get polyphase inference by default; the merge is the half-band average of
+    the four sub-images (identity in: the image, low-passed at half Nyquist), odd sizes included,
+    and tiling does not change it."""
     identity = _model(residual_identity=True)
     ne2ne = LoadedModel(
         network=identity.network,
         config=ModelConfig(network=identity.config.network, scheme="nb2nb"),
         path="memory",
     )
-    denoiser = Denoiser(ne2ne, device="cpu", precision="fp32", polyphase=True)
-    assert denoiser.polyphase
-    image = (rng.normal(size=(37, 52)) * 5 + 20).astype(np.float32)
-    np.testing.assert_allclose(denoiser(image), image, rtol=1e-6, atol=1e-4)
+    denoiser = Denoiser(ne2ne, device="cpu", precision="fp32")
+    assert denoiser.polyphase and denoiser.size_multiple == 2 * 4
+    assert not Denoiser(ne2ne, device="cpu", polyphase=False).polyphase
     assert not Denoiser(identity, device="cpu").polyphase
+    assert Denoiser(identity, device="cpu", polyphase=True).polyphase
+    # a smooth image passes unchanged (the reflected edges bend slightly)
+    yy, xx = np.mgrid[:37, :52]
+    smooth = (100 + 10 * np.cos(2 * np.pi * (yy / 37 + xx / 52))).astype(np.float32)
+    out = denoiser(smooth)
+    np.testing.assert_allclose(out[4:-4, 4:-4], smooth[4:-4, 4:-4], rtol=0, atol=0.05)
+    np.testing.assert_allclose(out, smooth, rtol=0, atol=1.0)
+    # white noise keeps the power of the half-band filter, (sum of squared taps)**2 (~1/4)
+    noise = rng.normal(size=(128, 128)).astype(np.float32)
+    out = denoiser(noise)
+    expected = float(np.sum(halfband_taps() ** 2) ** 2)
+    assert 0.15 < expected < 0.25
+    assert float(np.var(out)) == pytest.approx(expected, rel=0.1)
+    tiled = Denoiser(ne2ne, device="cpu", precision="fp32", tile=64)
+    assert tiled.plan(noise.shape).tile == (64, 64)
+    np.testing.assert_allclose(tiled(noise), out, atol=2e-3)

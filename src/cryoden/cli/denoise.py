@@ -44,7 +44,11 @@ def command(
         None, "--memory-mb", help="Activation memory budget per batch of tiles (MiB)."
     ),
     polyphase: bool = typer.Option(
-        False, "--polyphase", help="Denoise the 2x2 sub-images at half size (Ne2Ne models)."
+        None,
+        "--polyphase/--no-polyphase",
+        help="Denoise the 2x2 sub-images at half size and merge them (default: for "
+        "Neighbor2Neighbor models only, which learned at half size).",
+        show_default=False,
     ),
 ) -> None:
     """Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc."""

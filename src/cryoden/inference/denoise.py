@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from cryoden.errors import ParameterError
+from cryoden.inference.polyphase import merge_polyphase, polyphase_radius, split_polyphase
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.device import default_device
@@ -38,6 +39,9 @@ CPU_MEMORY_BUDGET_MB = 640
 BLEND_RAMP = 16
 
 ProgressCallback = Callable[[int, int], None]
+
+#: Training schemes whose models are applied by polyphase inference unless told otherwise.
+POLYPHASE_SCHEMES: frozenset[str] = frozenset({"nb2nb"})
 
 __all__ = ["PRECISIONS", "Denoiser", "default_device", "native_bf16"]
 
@@ -59,7 +63,8 @@ def _bytes_per_pixel(network_config: object, dtype_bytes: int) -> float:
     and the seed nets to within ~30 %; a safety factor is included)."""
     depth = int(network_config.depth)  # type: ignore[attr-defined]
     base = int(network_config.base_channels)  # type: ignore[attr-defined]
-    channels = sum(4.0 * base * 2**level / 4**level for level in range(depth + 1))
+    s2d = int(getattr(network_config, "space_to_depth", 1))
+    channels = sum(4.0 * base * 2**level / 4**level for level in range(depth + 1)) / s2d**2
     return 2.0 * dtype_bytes * channels + 64.0
 
 
@@ -96,10 +101,10 @@ class Denoiser:
         Activation memory budget for one batch of tiles (default: 640 MiB on CPU, half the free
         memory on a GPU).
     polyphase
-        Denoise the four 2×2 polyphase sub-images at half size and interleave them (see
-        :meth:`predict_polyphase`). Neighbor2Neighbor models learned on half-size sub-sampled
-        images and score about 1 dB higher this way on the held-out check, but briefly trained
-        models then show a 2-pixel grid pattern, so it is off by default.
+        Denoise the four 2×2 polyphase sub-images at half size and merge them (see
+        :mod:`cryoden.inference.polyphase`). ``None`` (the default) does so for
+        Neighbor2Neighbor models, which learned on half-size sub-sampled images, and not for
+        others; ``True`` or ``False`` force it.
 
     Examples
     --------
@@ -120,7 +125,7 @@ class Denoiser:
         precision: str = "auto",
         channels_last: bool = True,
         memory_mb: float | None = None,
-        polyphase: bool = False,
+        polyphase: bool | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ParameterError(
@@ -149,6 +154,8 @@ class Denoiser:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
         self._margin: int | None = None
+        if polyphase is None:
+            polyphase = model.config.scheme in POLYPHASE_SCHEMES
         self.polyphase = bool(polyphase)
         logger.info(
             "denoiser on %s (%s%s)",
@@ -159,11 +166,19 @@ class Denoiser:
 
     @property
     def margin(self) -> int:
-        """Effective receptive-field radius of the model (measured once, then cached)."""
+        """Effective receptive-field radius of the prediction, in image pixels (the model's,
+        measured once and cached; doubled, plus the merge filter's, for polyphase inference)."""
         if self._margin is None:
             self._margin = effective_radius(self.network, self.model.config.network)
             logger.debug("effective receptive-field radius: %d px", self._margin)
-        return self._margin
+        return polyphase_radius(self._margin) if self.polyphase else self._margin
+
+    @property
+    def size_multiple(self) -> int:
+        """Tile sides are multiples of this: the network's size multiple (twice it for polyphase
+        inference, whose half-size sub-images the network sees)."""
+        multiple = int(self.model.config.network.size_multiple)
+        return 2 * multiple if self.polyphase else multiple
 
     def _budget_bytes(self) -> float:
         if self.memory_mb is not None:
@@ -180,7 +195,7 @@ class Denoiser:
         network's size multiple, so tiles cover the image evenly and little work is repeated.
         """
         config = self.model.config.network
-        multiple = config.size_multiple
+        multiple = self.size_multiple
         height, width = int(shape[-2]), int(shape[-1])
         if self.overlap is None:
             margin = self.margin
@@ -228,20 +243,15 @@ class Denoiser:
             return self.network(x).float()
 
     def predict_polyphase(self, tiles: torch.Tensor) -> torch.Tensor:
-        """Predict the four 2×2 polyphase sub-images of each tile at half size, interleaved back.
+        """Predict the four 2×2 polyphase sub-images of each tile at half size and merge them
+        (:func:`~cryoden.inference.polyphase.merge_polyphase`: band-limited average, no grid).
 
         For models trained on half-size sub-sampled images (Neighbor2Neighbor), this shows the
-        network images at the scale it learned. Odd sides are padded by reflection, then cropped.
+        network images at the scale it learned.
         """
-        h, w = tiles.shape[-2:]
-        ph, pw = h % 2, w % 2
-        if ph or pw:
-            tiles = torch.nn.functional.pad(tiles, (0, pw, 0, ph), mode="replicate")
-        b = tiles.shape[0]
-        quarters = torch.nn.functional.pixel_unshuffle(tiles, 2)  # (B, 4, h/2, w/2)
-        quarters = quarters.reshape(b * 4, 1, *quarters.shape[-2:])
-        out = self.predict_normalized(quarters).reshape(b, 4, *quarters.shape[-2:])
-        return torch.nn.functional.pixel_shuffle(out, 2)[..., :h, :w]
+        shape = (int(tiles.shape[-2]), int(tiles.shape[-1]))
+        out = self.predict_normalized(split_polyphase(tiles))
+        return merge_polyphase(out, shape)
 
     def _tile_function(self, image: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         """Normalise a batch of raw tiles, predict, and map back to the image's scale."""
@@ -274,7 +284,7 @@ class Denoiser:
             tile=plan.tile,
             overlap=plan.overlap,
             batch=plan.batch,
-            align=self.model.config.network.size_multiple,
+            align=self.size_multiple,
             margin=plan.margin,
             progress=progress,
         )
