@@ -25,6 +25,7 @@ CONFIGS = {
     "unet-transposed-relu-residual": NetworkConfig(
         arch="unet", depth=2, upsampling="transposed", activation="relu", residual=True, **TINY
     ),
+    "unet-space-to-depth": NetworkConfig(arch="unet", depth=2, space_to_depth=2, **TINY),
     "seed5": NetworkConfig(arch="seed5", **TINY),
     "seed4": NetworkConfig(arch="seed4", kernel_size=5, **TINY),
 }
@@ -133,6 +134,8 @@ def test_config_defaults():
         ({"arch": "seed4", "top_skip": False}, "top_skip"),
         ({"arch": "seed4", "upsampling": "transposed"}, "upsampling"),
         ({"residual": True, "out_channels": 2}, "residual"),
+        ({"space_to_depth": 3}, "space_to_depth"),
+        ({"arch": "seed4", "space_to_depth": 2}, "space_to_depth"),
         ({"colour": 3}, "colour"),
     ],
 )
@@ -180,8 +183,9 @@ def _measured_field(config: NetworkConfig) -> int:
         NetworkConfig(arch="unet", depth=2, base_channels=2),
         NetworkConfig(arch="unet", depth=2, base_channels=2, blurpool=True, top_skip=False),
         NetworkConfig(arch="unet", depth=2, base_channels=2, upsampling="transposed"),
+        NetworkConfig(arch="unet", depth=2, base_channels=2, space_to_depth=2),
     ],
-    ids=["seed4", "unet", "unet-n2v2", "unet-transposed"],
+    ids=["seed4", "unet", "unet-n2v2", "unet-transposed", "unet-space-to-depth"],
 )
 def test_receptive_field_bounds_the_measured_one(config):
     measured = _measured_field(config)
@@ -197,3 +201,17 @@ def test_receptive_field_grows_with_depth_and_kernel():
     assert receptive_field(NetworkConfig(arch="seed4", kernel_size=5)) > receptive_field(
         NetworkConfig(arch="seed4")
     )
+
+
+def test_space_to_depth_runs_the_unet_at_half_size():
+    """Same width, a quarter of the FLOPs per pixel, twice the receptive field, size multiple
+    doubled; the output keeps the input's shape."""
+    plain = NetworkConfig(depth=2, base_channels=8)
+    s2d = plain.replace(space_to_depth=2)
+    assert s2d.size_multiple == 2 * plain.size_multiple
+    assert flops_per_pixel(s2d) == pytest.approx(flops_per_pixel(plain) / 4, rel=0.15)
+    assert receptive_field(s2d) == 2 * receptive_field(plain)
+    net = build_network(s2d).eval()
+    assert net.encoders[0][0].in_channels == 4 and net.head.out_channels == 4
+    with torch.no_grad():
+        assert net(torch.randn(2, 1, 37, 22)).shape == (2, 1, 37, 22)

@@ -95,7 +95,8 @@ def receptive_field(config: NetworkConfig) -> int:
     and stride ``s`` (max-blur-pool is a 2×2 max of stride 1 then a 3×3 blur of stride 2),
     ``r // 2 + 2`` through bilinear 2× upsampling and ``r // 2 + 1`` through a 2×2 stride-2
     transposed convolution (worst case over the output's position). 1×1 convolutions add
-    nothing; padding at the image border is ignored. This bounds the field measured from the
+    nothing; with ``space_to_depth`` the field in half-size pixels is doubled; padding at the
+    image border is ignored. This bounds the field measured from the
     gradient of an output pixel.
     """
     field = 1
@@ -108,7 +109,8 @@ def receptive_field(config: NetworkConfig) -> int:
             field = field // 2 + 2
         else:
             field = field // 2 + 1
-    return field
+    # space-to-depth: one half-size pixel is a 2×2 block of input pixels
+    return field * config.space_to_depth
 
 
 def effective_radius(

@@ -60,7 +60,7 @@ class NetworkConfig:
         Image channels (1 for cryo-EM images).
     base_channels
         Feature channels of the first level; level ``l`` has ``base_channels * 2**l``.
-        ``None`` takes the architecture's default (``unet`` 16, seed nets 32).
+        ``None`` takes the architecture's default (``unet`` 8, seed nets 32).
     depth
         Number of 2× downsamplings. ``None`` takes the architecture's default (``unet`` 4,
         ``seed5`` 5, ``seed4`` 4); the seed architectures accept only their own depth.
@@ -80,6 +80,11 @@ class NetworkConfig:
     residual
         Add the input to the output (the network predicts a correction). Needs
         ``in_channels == out_channels``.
+    space_to_depth
+        ``1`` (off) or ``2``: the U-Net works at half size on the four 2×2 polyphase components
+        as channels (``pixel_unshuffle``) and returns to full size with ``pixel_shuffle``. For
+        the same width, a quarter of the FLOPs per pixel and wider, faster convolutions.
+        Only ``unet``.
 
     Examples
     --------
@@ -100,6 +105,7 @@ class NetworkConfig:
     blurpool: bool = False
     top_skip: bool = True
     residual: bool = False
+    space_to_depth: int = 1
 
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ARCHITECTURES)
@@ -132,6 +138,12 @@ class NetworkConfig:
             raise ParameterError(
                 f"network top_skip=False needs arch unet; {self.arch} has no skips"
             )
+        if self.space_to_depth not in (1, 2) or isinstance(self.space_to_depth, bool):
+            raise ParameterError(
+                f"network space_to_depth must be 1 or 2, got {self.space_to_depth!r}"
+            )
+        if self.space_to_depth != 1 and self.arch != "unet":
+            raise ParameterError(f"network space_to_depth needs arch unet, got {self.arch}")
         if self.residual and self.in_channels != self.out_channels:
             raise ParameterError(
                 "network residual=True needs in_channels == out_channels, got "
@@ -140,8 +152,9 @@ class NetworkConfig:
 
     @property
     def size_multiple(self) -> int:
-        """Inputs are padded internally to a multiple of this (``2**depth``)."""
-        return 2 ** int(self.depth)  # type: ignore[arg-type]
+        """Inputs are padded internally to a multiple of this (``2**depth``, times
+        ``space_to_depth``)."""
+        return 2 ** int(self.depth) * self.space_to_depth  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict (defaults resolved)."""

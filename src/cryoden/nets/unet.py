@@ -8,6 +8,7 @@ of blind-spot training.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cryoden.nets.blocks import ConvBlock, Upsample, downsample, pad_to_multiple
@@ -39,7 +40,8 @@ class UNet(nn.Module):
         widths = [base * 2**level for level in range(depth + 1)]
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
-        in_ch = config.in_channels
+        s2d = config.space_to_depth
+        in_ch = config.in_channels * s2d * s2d
         for level in range(depth):
             self.encoders.append(ConvBlock(in_ch, widths[level], k, act))
             self.downs.append(downsample(widths[level], config.blurpool))
@@ -52,12 +54,15 @@ class UNet(nn.Module):
             skip = level > 0 or config.top_skip
             dec_in = widths[level] * (2 if skip else 1)
             self.decoders.append(ConvBlock(dec_in, widths[level], k, act))
-        self.head = nn.Conv2d(widths[0], config.out_channels, 1)
+        self.head = nn.Conv2d(widths[0], config.out_channels * s2d * s2d, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch ``(B, C, H, W)``."""
         inp = x
         x, h, w = pad_to_multiple(x, self.config.size_multiple)
+        s2d = self.config.space_to_depth
+        if s2d > 1:
+            x = F.pixel_unshuffle(x, s2d)
         skips = []
         for enc, down in zip(self.encoders, self.downs):
             x = enc(x)
@@ -71,7 +76,10 @@ class UNet(nn.Module):
             if level > 0 or self.config.top_skip:
                 x = torch.cat([x, skips[level]], dim=1)
             x = dec(x)
-        out = self.head(x)[..., :h, :w]
+        out = self.head(x)
+        if s2d > 1:
+            out = F.pixel_shuffle(out, s2d)
+        out = out[..., :h, :w]
         if self.config.residual:
             out = out + inp
         return out
