@@ -7,7 +7,8 @@ process, ``--repeats`` times; the median wall time and the peak resident memory 
 achieved GFLOP/s (of the whole command and of the network alone, timed in this process). A
 3×3-convolution micro-benchmark run in the same process gives the machine's practical limit.
 If the optional ``topaz`` command is installed, ``topaz denoise -m unet -d -1`` is timed on the
-same images and the ratio printed.
+same images and the ratio printed. If ``onnxruntime`` and ``onnx`` are installed, one tile's
+forward pass is also timed in ONNX Runtime against PyTorch (:func:`onnxruntime_comparison`).
 
 Speed does not depend on the weights, so without ``--model`` a model of the default
 architecture with random weights is used.
@@ -38,18 +39,34 @@ from cryoden.nets.config import NetworkConfig
 from cryoden.nets.registry import build_network
 from cryoden.training.modelfile import ModelConfig, load_model, save_model
 
+#: A small Python process that runs a command and prints the command's peak RSS (KiB). Linux
+#: counts a process's memory before ``exec`` into its peak (``ru_maxrss``), so a command started
+#: straight from this benchmark (which holds large arrays and PyTorch) would report at least the
+#: benchmark's own size; started from this small launcher, it reports its own.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[1:])\n"
+    "_, status, usage = os.wait4(proc.pid, 0)\n"
+    "print(f'PEAK_RSS_KIB {usage.ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
 
 def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MiB of that process tree's largest, output)."""
+    """Run ``cmd``; return (wall seconds, its peak RSS in MiB, its output)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _LAUNCHER, *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
     wall = time.perf_counter() - start
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    output = proc.stdout.decode()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output}")
-    return wall, usage.ru_maxrss / 1024.0, output
+    peak_kib = int(output.rsplit("PEAK_RSS_KIB", 1)[1].split()[0])
+    return wall, peak_kib / 1024.0, output
 
 
 def conv_microbenchmark(threads: int, channels: int = 48, size: int = 512) -> dict[str, float]:
@@ -68,17 +85,60 @@ def conv_microbenchmark(threads: int, channels: int = 48, size: int = 512) -> di
         xi = x.to(memory_format=layout)
         times = []
         with torch.inference_mode():
-            for i in range(6):
+            for i in range(12):  # the best of 9 timed runs after 3 warm-up runs
                 t0 = time.perf_counter()
                 if dtype is None:
                     c(xi)
                 else:
                     with torch.autocast("cpu", dtype=dtype):
                         c(xi)
-                if i >= 2:
+                if i >= 3:
                     times.append(time.perf_counter() - t0)
         results[label] = flops / min(times) / 1e9
     return results
+
+
+def onnxruntime_comparison(network: torch.nn.Module, threads: int, size: int = 1024) -> dict:
+    """The network's forward pass on one ``size``² tile: PyTorch (bf16 autocast, channels-last,
+    as ``cryoden denoise`` runs it on a bf16 CPU; and fp32) against ONNX Runtime (fp32, its CPU
+    provider, all graph optimisations), when the optional ``onnxruntime`` and ``onnx`` packages
+    are installed. Returns milliseconds per tile (empty without the packages)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    import io
+    import warnings
+
+    torch.set_num_threads(threads)
+    net = network.float().eval()
+    x = torch.randn(1, 1, size, size)
+
+    def ms(fn, n: int = 5) -> float:
+        for _ in range(2):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return 1e3 * (time.perf_counter() - t0) / n
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), buffer, input_names=["x"], output_names=["y"], dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    x_np = x.numpy()
+    result = {"tile": size, "onnxruntime_version": ort.__version__}
+    result["onnxruntime_fp32_ms"] = ms(lambda: session.run(None, {"x": x_np}))
+    cl = net.to(memory_format=torch.channels_last)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        result["torch_fp32_channels_last_ms"] = ms(lambda: cl(xc))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            result["torch_bf16_channels_last_ms"] = ms(lambda: cl(xc))
+    return result
 
 
 def main() -> None:
@@ -186,11 +246,21 @@ def main() -> None:
                     else ""
                 )
             )
+        # Last: it holds an ONNX session and copies of the network in this process.
+        ort_result = onnxruntime_comparison(load_model(model_path).network, args.threads)
+        if ort_result:
+            print(
+                f"one {ort_result['tile']}² tile: ONNX Runtime fp32 "
+                f"{ort_result['onnxruntime_fp32_ms']:.0f} ms, PyTorch fp32 "
+                f"{ort_result['torch_fp32_channels_last_ms']:.0f} ms, PyTorch bf16 "
+                f"{ort_result['torch_bf16_channels_last_ms']:.0f} ms"
+            )
         if args.json:
             args.json.write_text(
                 json.dumps(
                     {
                         "micro_gflops": micro,
+                        "onnxruntime_comparison": ort_result,
                         "threads": args.threads,
                         "model": loaded.config.network.to_dict(),
                         "rows": rows,

@@ -116,6 +116,23 @@ def test_train_init_fine_tunes_a_model(cli, tmp_path, simulated):
     assert r.code != 0 and "missing.safetensors" in r.err
 
 
+def test_space_to_depth_model_trains_and_denoises(cli, tmp_path, simulated):
+    level = simulated / "snr_0.5000"
+    model = tmp_path / "s2d.safetensors"
+    r = cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", model,
+            "--space-to-depth", "2", "--base-channels", "4", "--depth", "2", "--epochs", "1",
+            "--steps-per-epoch", "2", "--patch", "32", "--batch", "2")  # fmt: skip
+    assert r.code == 0, r.err
+    assert load_model(model).config.network.space_to_depth == 2
+    image = sorted((level / "a").glob("*.mrc"))[0]
+    r = cli("denoise", "--model", model, image, "-o", tmp_path / "d")
+    assert r.code == 0, r.err
+    assert read_mrc(tmp_path / "d" / image.name).data.shape == read_mrc(image).data.shape
+    r = cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", tmp_path / "x",
+            "--space-to-depth", "3")  # fmt: skip
+    assert r.code != 0 and "space_to_depth" in r.err
+
+
 @pytest.mark.parametrize("scheme", ["n2v", "ne2ne"])
 def test_single_image_training_commands(cli, tmp_path, simulated, scheme):
     model = tmp_path / f"{scheme}.safetensors"

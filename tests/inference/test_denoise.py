@@ -44,7 +44,8 @@ def test_tiling_does_not_change_the_result(rng):
     norm = model.config.normalization.fit(image)
     with torch.no_grad():
         forward = model.network(torch.from_numpy(norm.apply(image))[None, None])[0, 0]
-    np.testing.assert_array_equal(whole, norm.invert(forward.numpy()))
+    # the Denoiser normalises in float32, the reference in float64: equal to float32 rounding
+    np.testing.assert_allclose(whole, norm.invert(forward.numpy()), rtol=1e-5, atol=1e-6)
     tiled_denoiser = Denoiser(model, device="cpu", tile=128, batch=3, precision="fp32")
     assert tiled_denoiser.plan(image.shape).tile == (128, 128)
     tiled = tiled_denoiser(image)

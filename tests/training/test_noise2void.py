@@ -1,4 +1,5 @@
-"""Noise2Void / N2V2: stratified masking, strict blind spot, training, checkerboard diagnostic."""
+"""Noise2Void / N2V2: stratified masking, strict blind spot, training, checkerboard diagnostic
+(Neighbor2Neighbor with polyphase inference is held to the same checkerboard test)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
+from cryoden.inference.polyphase import merge_polyphase, split_polyphase
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.registry import build_network
 from cryoden.training.data import SingleDataset, sample_patches
@@ -20,6 +22,7 @@ from cryoden.training.diagnostics import (
 )
 from cryoden.training.loop import TrainConfig, train
 from cryoden.training.modelfile import load_model
+from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import (
     N2V2,
     N2V2_NETWORK_TWEAKS,
@@ -306,8 +309,11 @@ def noisy_shapes() -> tuple[np.ndarray, np.ndarray]:
     return clean, noisy.astype(np.float32)
 
 
-def _train(scheme, config: NetworkConfig, noisy: np.ndarray, steps: int = 60) -> np.ndarray:
-    """Train on noisy[:-1]; return the denoised held-out image noisy[-1] (original scale)."""
+def _train(
+    scheme, config: NetworkConfig, noisy: np.ndarray, steps: int = 60, polyphase: bool = False
+) -> np.ndarray:
+    """Train on noisy[:-1]; return the denoised held-out image noisy[-1] (original scale),
+    predicted at full size or, with ``polyphase``, as cryoden denoise does for Ne2Ne models."""
     mean, std = float(noisy.mean()), float(noisy.std())
     normalised = [(im[None] - mean) / std for im in noisy]
     network = tiny_network(config)
@@ -320,8 +326,12 @@ def _train(scheme, config: NetworkConfig, noisy: np.ndarray, steps: int = 60) ->
         loss.backward()
         optimizer.step()
     network.eval()
+    x = torch.from_numpy(normalised[-1][None])
     with torch.no_grad():
-        out = network(torch.from_numpy(normalised[-1][None]))
+        if polyphase:
+            out = merge_polyphase(network(split_polyphase(x)), tuple(x.shape[-2:]))
+        else:
+            out = network(x)
     return out[0, 0].numpy() * std + mean
 
 
@@ -331,10 +341,11 @@ def denoised(noisy_shapes) -> dict[str, np.ndarray]:
     return {
         "n2v": _train(Noise2Void(mask_fraction=1 / 16), TINY, noisy),
         "n2v2": _train(N2V2(mask_fraction=1 / 16), n2v2_network_config(TINY), noisy),
+        "ne2ne": _train(Neighbor2Neighbor(), TINY, noisy, polyphase=True),
     }
 
 
-@pytest.mark.parametrize("name", ["n2v", "n2v2"])
+@pytest.mark.parametrize("name", ["n2v", "n2v2", "ne2ne"])
 def test_training_lowers_the_error_against_the_clean_image(noisy_shapes, denoised, name):
     clean, noisy = noisy_shapes
     mse_noisy = float(np.mean((noisy[-1] - clean[-1]) ** 2))
@@ -343,7 +354,7 @@ def test_training_lowers_the_error_against_the_clean_image(noisy_shapes, denoise
     assert mse_denoised < 0.3 * mse_noisy, (mse_denoised, mse_noisy)
 
 
-@pytest.mark.parametrize("name", ["n2v", "n2v2"])
+@pytest.mark.parametrize("name", ["n2v", "n2v2", "ne2ne"])
 def test_no_checkerboard_in_the_denoised_output(noisy_shapes, denoised, name):
     clean, noisy = noisy_shapes
     # The measure does see excess high frequencies: the noisy input has far too much.

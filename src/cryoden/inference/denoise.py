@@ -260,11 +260,13 @@ class Denoiser:
         predict = self.predict_polyphase if self.polyphase else self.predict_normalized
 
         def fn(tiles: torch.Tensor) -> torch.Tensor:
-            x = (tiles.double() - center) / scale
-            if clip is not None:
-                x = x.clamp(-clip, clip)
-            y = predict(x.float()).to("cpu")
-            return (y.double() * scale + center).float()
+            # float32 throughout: the input is float32 and center/scale are per-image constants
+            with torch.inference_mode():
+                x = tiles.float().sub(center).div_(scale)
+                if clip is not None:
+                    x.clamp_(-clip, clip)
+                y = predict(x).to(device="cpu", dtype=torch.float32)
+                return y.mul_(scale).add_(center)
 
         return fn
 

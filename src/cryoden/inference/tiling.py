@@ -99,8 +99,8 @@ def predict_tiled(
 ) -> np.ndarray:
     """Predict a 2D image tile by tile and blend the tiles without seams.
 
-    Memory: besides the image, the float32 output, a float64 band of one tile row and one
-    batch of tiles; the image is never copied or padded as a whole.
+    Memory: besides the image, the float32 output, a float64 band of one tile row, one float64
+    tile and one batch of tiles; the image is never copied or padded as a whole.
 
     Parameters
     ----------
@@ -170,6 +170,7 @@ def predict_tiled(
     inv_x = 1.0 / norm_x[:width]
     out = np.empty((height, width), dtype=np.float32)
     band = np.zeros((th, width), dtype=np.float64)
+    scratch = np.empty((th, tw), dtype=np.float64)
     band_top = 0  # image row of band[0]
     starts = [(y, x) for y in ys for x in xs]
     done_in_row = dict.fromkeys(ys, 0)
@@ -181,8 +182,9 @@ def predict_tiled(
         n = stop - band_top
         if n <= 0:
             return
-        rows = band[:n] / norm_y[band_top:stop, None]
-        out[band_top:stop] = rows * inv_x[None, :]
+        rows = band[:n]  # normalised in place: no image-wide temporaries
+        rows /= norm_y[band_top:stop, None]
+        np.multiply(rows, inv_x[None, :], out=out[band_top:stop], casting="same_kind")
         band[: th - n] = band[n:]
         band[th - n :] = 0.0
         band_top = stop
@@ -204,7 +206,10 @@ def predict_tiled(
         for (y, x), pred in zip(chunk, result[:, 0]):
             h, w = min(th, height - y), min(tw, width - x)
             top = y - band_top
-            band[top : top + h, x : x + w] += np.outer(wy[y][:h], wx[x][:w]) * pred[:h, :w]
+            weighted = scratch[:h, :w]  # float64 product, in a buffer reused for every tile
+            np.multiply(pred[:h, :w], wy[y][:h, None], out=weighted)
+            weighted *= wx[x][None, :w]
+            band[top : top + h, x : x + w] += weighted
             done_in_row[y] += 1
             if done_in_row[y] == len(xs):  # this tile row is complete
                 i = ys.index(y)
