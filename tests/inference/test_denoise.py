@@ -9,8 +9,8 @@ from torch import nn
 
 from cryoden.errors import ParameterError
 from cryoden.inference import Denoiser, default_device
-from cryoden.inference.polyphase import halfband_taps
 from cryoden.nets import NetworkConfig, build_network
+from cryoden.nets.polyphase import halfband_taps
 from cryoden.training.modelfile import LoadedModel, ModelConfig, load_model, save_model
 
 

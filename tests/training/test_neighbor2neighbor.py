@@ -10,6 +10,7 @@ from torch import nn
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
 from cryoden.nets.config import NetworkConfig
+from cryoden.nets.polyphase import merge_polyphase, split_polyphase
 from cryoden.nets.registry import build_network
 from cryoden.training.data import SingleDataset, sample_patches
 from cryoden.training.diagnostics import high_frequency_power_ratio
@@ -97,7 +98,7 @@ def test_too_small_images_raise():
 
 
 def test_regulariser_vanishes_for_the_identity():
-    scheme = Neighbor2Neighbor()
+    scheme = Neighbor2Neighbor(reference="full")
     batch = torch.randn(4, 1, 16, 16)
     reconstruction, regulariser = scheme.terms(nn.Identity(), batch, generator=gen(4))
     g1, g2 = neighbour_subsample(batch, generator=gen(4))
@@ -110,13 +111,26 @@ def test_regulariser_of_a_pixelwise_network_measures_its_distance_from_the_ident
     mean((f(g2) - g2)**2): it penalises what the network changes, not the neighbours' gap."""
     torch.manual_seed(5)
     network = nn.Conv2d(1, 1, 1)
-    scheme = Neighbor2Neighbor()
+    scheme = Neighbor2Neighbor(reference="full")
     batch = torch.randn(4, 1, 16, 16)
     with torch.no_grad():
         _, regulariser = scheme.terms(network, batch, generator=gen(6))
         _, g2 = neighbour_subsample(batch, generator=gen(6))
         expected = (network(g2) - g2).square().mean()
     assert regulariser.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_polyphase_reference_is_the_merged_sub_image_prediction():
+    """With the default reference, g1(f(y)) - g2(f(y)) uses f applied as inference does:
+    to the four sub-images, merged (for the identity: the half-band filtered patch)."""
+    batch = torch.randn(4, 1, 16, 16)
+    _, regulariser = Neighbor2Neighbor().terms(nn.Identity(), batch, generator=gen(4))
+    g1, g2 = neighbour_subsample(batch, generator=gen(4))
+    reference = merge_polyphase(split_polyphase(batch), (16, 16))
+    r1, r2 = neighbour_subsample(reference, generator=gen(4))
+    expected = (g1 - g2 - (r1 - r2)).square().mean()
+    assert regulariser.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert regulariser.item() > 0.0
 
 
 class _GradientRecorder(nn.Module):
@@ -134,10 +148,21 @@ class _GradientRecorder(nn.Module):
 
 def test_full_image_prediction_is_made_without_gradient():
     network = _GradientRecorder()
-    loss = Neighbor2Neighbor(gamma=2.0).loss(network, torch.randn(2, 1, 8, 8), generator=gen())
-    assert network.grad_enabled == [((2, 1, 8, 8), False), ((2, 1, 4, 4), True)]
+    scheme = Neighbor2Neighbor(gamma=2.0, reference="full")
+    loss = scheme.loss(network, torch.randn(2, 1, 8, 8), generator=gen())
+    assert network.grad_enabled == [((2, 1, 4, 4), True), ((2, 1, 8, 8), False)]
     loss.backward()
     assert network.scale.grad is not None
+    # the default reference: the four polyphase sub-images of each patch, without gradient
+    network = _GradientRecorder()
+    Neighbor2Neighbor(gamma=2.0).loss(network, torch.randn(2, 1, 8, 8), generator=gen())
+    assert network.grad_enabled == [((2, 1, 4, 4), True), ((8, 1, 4, 4), False)]
+    # without the regulariser the full-size pass is skipped
+    network = _GradientRecorder()
+    reconstruction, regulariser = Neighbor2Neighbor(gamma=0.0).terms(
+        network, torch.randn(2, 1, 8, 8), generator=gen()
+    )
+    assert network.grad_enabled == [((2, 1, 4, 4), True)] and regulariser.item() == 0.0
 
 
 def test_loss_combines_the_terms_with_gamma_and_validation_is_deterministic():
@@ -157,6 +182,8 @@ def test_bad_parameters_raise():
         Neighbor2Neighbor(gamma=-1.0)
     with pytest.raises(ParameterError, match="loss"):
         Neighbor2Neighbor(loss="huber")
+    with pytest.raises(ParameterError, match="reference"):
+        Neighbor2Neighbor(reference="half")
 
 
 def test_registered_and_follows_the_protocol():

@@ -11,8 +11,8 @@ import torch
 
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
-from cryoden.inference.polyphase import merge_polyphase, split_polyphase
 from cryoden.nets.config import NetworkConfig
+from cryoden.nets.polyphase import merge_polyphase, split_polyphase
 from cryoden.nets.registry import build_network
 from cryoden.training.data import SingleDataset, sample_patches
 from cryoden.training.diagnostics import (

@@ -114,8 +114,8 @@ DEPTH = typer.Option(None, "--depth", help="U-Net levels (default 4; seed nets f
 S2D = typer.Option(
     1,
     "--space-to-depth",
-    help="2: the U-Net works on 2x2 pixel blocks at half size (about 2x faster inference at "
-    "--base-channels 16, slightly lower quality; see README).",
+    help="2: the U-Net works on 2x2 pixel blocks at half size (with --base-channels 16 a 1.6x "
+    "faster forward pass per tile, 0.2 dB lower on the held-out check; see README).",
 )
 EPOCHS = typer.Option(100, "--epochs", help="Maximum number of epochs.")
 MINUTES = typer.Option(None, "--max-minutes", help="Wall-clock limit for training.")

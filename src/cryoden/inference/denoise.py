@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from cryoden.errors import ParameterError
-from cryoden.inference.polyphase import merge_polyphase, polyphase_radius, split_polyphase
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.device import default_device
+from cryoden.nets.polyphase import merge_polyphase, polyphase_radius, split_polyphase
 from cryoden.training.modelfile import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Denoiser:
         memory on a GPU).
     polyphase
         Denoise the four 2×2 polyphase sub-images at half size and merge them (see
-        :mod:`cryoden.inference.polyphase`). ``None`` (the default) does so for
+        :mod:`cryoden.nets.polyphase`). ``None`` (the default) does so for
         Neighbor2Neighbor models, which learned on half-size sub-sampled images, and not for
         others; ``True`` or ``False`` force it.
 
@@ -244,7 +244,7 @@ class Denoiser:
 
     def predict_polyphase(self, tiles: torch.Tensor) -> torch.Tensor:
         """Predict the four 2×2 polyphase sub-images of each tile at half size and merge them
-        (:func:`~cryoden.inference.polyphase.merge_polyphase`: band-limited average, no grid).
+        (:func:`~cryoden.nets.polyphase.merge_polyphase`: band-limited average, no grid).
 
         For models trained on half-size sub-sampled images (Neighbor2Neighbor), this shows the
         network images at the scale it learned.

@@ -1,4 +1,4 @@
-"""Polyphase inference: denoise the four 2×2 sub-images of an image at half size, then merge.
+"""Polyphase split and merge: the four 2×2 sub-images of an image at half size, and back.
 
 Neighbor2Neighbor (Huang et al. 2021) trains on half-size images sub-sampled from the noisy ones,
 so its network learns features at half the image's scale. Showing it the four polyphase

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cryoden.inference.polyphase import (
+from cryoden.nets.polyphase import (
     halfband_taps,
     merge_polyphase,
     polyphase_radius,
