@@ -10,7 +10,7 @@ Time budget of the ``quick`` preset (two CPU cores): 10 SNRs x 5 learned methods
 ``train_seconds`` (12 s of optimiser steps) = 600 s, plus about 1 s per learned cell for
 validation, checkpoints, model files and inference (50 s), the 7 filters with their calibration
 grids and the scoring of all 120 cells (under 15 s), simulation, figures and report (under 20 s):
-about 11.5 min. ``train_seconds`` is the knob: each second more or less moves the total by 50 s.
+at most about 11.5 min (measured: 10 min 20 s). ``train_seconds`` is the knob: each second more or less moves the total by 50 s.
 
 Why warm starts, 48 training pairs, 8 validation pairs and a learning rate of 1e-3: with 24 pairs
 at 2e-3 and every cell trained from random weights, Noise2Noise's PSNR stalled at the top SNRs
@@ -298,7 +298,7 @@ def preset(name: str, **changes: Any) -> StudyConfig:
             "base_channels": 4,
             "unet_base_channels": 4,
         },
-        # The whole study in ~12 minutes on two CPU cores (see the module docstring).
+        # The whole study in about 10.5 minutes on two CPU cores (see the module docstring).
         "quick": {},
         # Larger images, more data, longer training (hours on a CPU; minutes on a GPU).
         "full": {

@@ -16,7 +16,7 @@ when installed) filters whose parameter is chosen on a separate clean calibratio
 Training, calibration and test images are disjoint.
 
 Writes ``OUT/results.json``, ``results.csv``, ``figures/*.png``, ``report.html`` (self-contained)
-and ``report.md``. ``--quick`` runs in about 12 minutes on two CPU cores; the full mode uses
+and ``report.md``. ``--quick`` runs in about 10.5 minutes on two CPU cores; the full mode uses
 larger images and longer training. Rerunning with the same ``--out`` resumes: finished (method,
 SNR) cells are kept and skipped.
 """
@@ -53,7 +53,7 @@ def _quiet_trainings() -> Iterator[None]:
 def command(
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder."),
     quick: bool = typer.Option(
-        False, "--quick", help="Small images and short training (~12 min on two CPU cores)."
+        False, "--quick", help="Small images and short training (~10.5 min on two CPU cores)."
     ),
     structure: Path = typer.Option(
         None,

@@ -25,6 +25,7 @@ import torch
 from cryoden.errors import ParameterError
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
 from cryoden.nets.analysis import effective_radius
+from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device
 from cryoden.nets.polyphase import merge_polyphase, polyphase_radius, split_polyphase
 from cryoden.training.modelfile import LoadedModel
@@ -58,12 +59,12 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def _bytes_per_pixel(network_config: object, dtype_bytes: int) -> float:
+def _bytes_per_pixel(network_config: NetworkConfig, dtype_bytes: int) -> float:
     """Peak activation bytes of one forward pass per input pixel (measured on CPU for the U-Net
     and the seed nets to within ~30 %; a safety factor is included)."""
-    depth = int(network_config.depth)  # type: ignore[attr-defined]
-    base = int(network_config.base_channels)  # type: ignore[attr-defined]
-    s2d = int(getattr(network_config, "space_to_depth", 1))
+    depth = int(network_config.depth)  # type: ignore[arg-type]
+    base = int(network_config.base_channels)  # type: ignore[arg-type]
+    s2d = network_config.space_to_depth
     channels = sum(4.0 * base * 2**level / 4**level for level in range(depth + 1)) / s2d**2
     return 2.0 * dtype_bytes * channels + 64.0
 

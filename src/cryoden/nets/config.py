@@ -21,7 +21,7 @@ UPSAMPLINGS: tuple[str, ...] = ("bilinear", "transposed")
 DEFAULT_DEPTH: dict[str, int] = {"unet": 4, "seed5": 5, "seed4": 4}
 #: Width of each architecture when ``base_channels`` is not given. The U-Net's default was chosen
 #: on measured quality per FLOP (``benchmarks/bench_quality.py``, 3 minutes of CPU training, held-out
-#: structure): base 8 / depth 4 (23 kFLOP/px) scored 28.77 dB, base 16 / depth 3 (70 kFLOP/px)
+#: structure): base 8 / depth 4 (22 kFLOP/px) scored 28.77 dB, base 16 / depth 3 (70 kFLOP/px)
 #: 28.75 dB and base 16 / depth 4 (92 kFLOP/px) 28.70 dB, so the cheapest is also the best.
 DEFAULT_BASE_CHANNELS: dict[str, int] = {"unet": 8, "seed5": 32, "seed4": 32}
 #: Activation of each architecture when ``activation`` is not given.
