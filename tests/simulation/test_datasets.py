@@ -278,3 +278,24 @@ def test_bad_structure_files_give_one_line_errors(tmp_path):
     bad_map.write_bytes(b"not an mrc file at all")
     with pytest.raises(InputFileError):
         simulate_images(structure=bad_map, **params)
+
+
+def test_shared_noise_scales_one_field_across_snr_levels():
+    params = dict(n_images=2, size=32, pixel_size_angstrom=8.0, snr_levels=[0.05, 0.2], seed=3)
+    shared = list(simulate_images(shared_noise=True, **params))
+    independent = list(simulate_images(**params))
+    for img in shared:
+        for copy in (0, 1):
+            low = img.pairs[0.05][copy] - img.clean
+            high = img.pairs[0.2][copy] - img.clean
+            # One field, scaled by sqrt(0.2 / 0.05) = 2 between the levels.
+            assert np.corrcoef(low.ravel(), high.ravel())[0, 1] > 0.9999
+            assert low.std() / high.std() == pytest.approx(2.0, rel=1e-3)
+        a, b = img.pairs[0.2]
+        assert abs(np.corrcoef((a - img.clean).ravel(), (b - img.clean).ravel())[0, 1]) < 0.1
+    # Images do not share noise, and the default keeps independent levels.
+    n0, n1 = (s.pairs[0.2][0] - s.clean for s in shared)
+    assert abs(np.corrcoef(n0.ravel(), n1.ravel())[0, 1]) < 0.1
+    img = independent[0]
+    low, high = (img.pairs[s][0] - img.clean for s in (0.05, 0.2))
+    assert abs(np.corrcoef(low.ravel(), high.ravel())[0, 1]) < 0.1

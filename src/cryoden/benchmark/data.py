@@ -12,7 +12,8 @@ groups::
 
 Training and validation images are Noise2Noise pairs ``(a, b)`` (two independent noise
 realisations); calibration and test images use the ``a`` realisation. Noise is white Gaussian at
-the target SNR, ``var(clean) / var(noise)`` per image.
+the target SNR, ``var(clean) / var(noise)`` per image; with ``config.shared_noise`` (the
+default) an image's noise at every SNR is one field scaled (common random numbers).
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ def simulate_study_images(
         snr_levels=levels,
         seed=config.seed,
         noise_model="gaussian",
+        shared_noise=config.shared_noise,
     )
     shape = (config.image_size, config.image_size)
     clean = np.empty((split.n_total, *shape), dtype=np.float32)

@@ -116,7 +116,14 @@ def _data_section(config: StudyConfig, split: Any, source: str) -> dict[str, Any
         "n_test": config.n_test,
         "image_size": config.image_size,
         "pixel_size_angstrom": config.pixel_size_angstrom,
-        "noise": "white Gaussian, SNR = var(clean) / var(noise) per image",
+        "noise": (
+            "white Gaussian, SNR = var(clean) / var(noise) per image"
+            + (
+                "; an image's noise at every SNR is one field scaled (common random numbers)"
+                if config.shared_noise
+                else "; independent noise at every SNR"
+            )
+        ),
         "split_statement": (
             "Training, validation, calibration and test images are disjoint: each group has its "
             "own projection indices (so its own orientations) and noise streams; test images are "
@@ -125,7 +132,9 @@ def _data_section(config: StudyConfig, split: Any, source: str) -> dict[str, Any
         ),
         "simulation": (
             "cryoden.simulation.simulate_images: orientation and noise streams derive from "
-            "(seed, projection index) and the SNR; a and b are independent realisations"
+            "(seed, projection index)"
+            + ("" if config.shared_noise else " and the SNR")
+            + "; a and b are independent realisations"
         ),
     }
 

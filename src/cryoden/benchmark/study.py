@@ -158,6 +158,10 @@ class StudyConfig:
         Start each learned cell from the same method's model of the previous SNR in
         ``snr_levels`` (the first from random weights); ``False`` trains every cell from random
         weights, as the study did.
+    shared_noise
+        Draw each image's noise at every SNR from one random stream (common random numbers:
+        the noise of an image at two SNRs differs only in scale), so differences between SNR
+        levels reflect the SNR, not the draw. ``False`` gives every level independent noise.
     seed
         Base seed of orientations, noise and training.
     structure
@@ -184,6 +188,7 @@ class StudyConfig:
     unet_base_channels: int = 8
     learning_rate: float = 1e-3
     warm_start: bool = True
+    shared_noise: bool = True
     seed: int = 0
     structure: str | None = None
     montage_snr_indices: tuple[int, ...] = (0, 2, 5, 9)

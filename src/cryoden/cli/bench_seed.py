@@ -79,6 +79,12 @@ def command(
         help="Start each learned cell from the same method's model of the previous SNR "
         "(default), or every cell from random weights as the original study did.",
     ),
+    shared_noise: bool = typer.Option(
+        True,
+        "--shared-noise/--independent-noise",
+        help="Give each image one noise field scaled to every SNR (default: common random "
+        "numbers, so SNR levels differ only in SNR), or independent noise at every SNR.",
+    ),
     preset_name: str = typer.Option(
         None, "--preset", hidden=True, help=f"Settings preset: {', '.join(PRESETS)}."
     ),
@@ -103,6 +109,7 @@ def command(
         "methods": parse_methods(methods),
         "structure": str(structure) if structure is not None else None,
         "warm_start": warm_start,
+        "shared_noise": shared_noise,
     }
     if train_seconds is not None:
         changes["train_seconds"] = float(train_seconds)
@@ -131,6 +138,7 @@ def command(
             "methods": list(config.methods),
             "train_seconds": config.train_seconds,
             "warm_start": config.warm_start,
+            "shared_noise": config.shared_noise,
             "config": config.to_dict(),
             "cells_computed": run.computed,
             "cells_reused": run.reused,

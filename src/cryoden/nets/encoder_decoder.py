@@ -3,6 +3,12 @@
 The encoder has ``depth`` blocks Conv2d(k×k) → ReLU → MaxPool2d(2); the decoder has ``depth``
 steps of bilinear 2× upsampling → Conv2d(k×k) → ReLU, and a final 1×1 convolution returns to
 one channel. There are no skip connections: that is the study's design, kept to reproduce it.
+
+Without skips, the signal of a freshly built network passes through every layer; PyTorch's
+default initialisation shrinks its variance about six-fold per Conv2d + ReLU, so the output of
+a 10-layer ``seed5`` starts near a constant and training can stall on "predict the mean". The
+convolutions are therefore He-initialised (He et al. 2015, "Delving deep into rectifiers":
+normal weights of variance ``2 / fan_in``, zero biases), which keeps the variance through ReLUs.
 """
 
 from __future__ import annotations
@@ -52,6 +58,22 @@ class EncoderDecoder(nn.Module):
             in_ch = out_ch
         self.decoder = nn.Sequential(*layers)
         self.head = nn.Conv2d(in_ch, config.out_channels, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-initialise the convolutions (see the module docstring); the 1×1 head is linear."""
+        slope = 0.01 if self.config.activation == "leaky_relu" else 0.0
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                linear = module is self.head
+                nn.init.kaiming_normal_(
+                    module.weight,
+                    a=slope,
+                    mode="fan_in",
+                    nonlinearity="linear" if linear else "leaky_relu",
+                )
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch ``(B, C, H, W)``."""

@@ -402,12 +402,18 @@ def simulate_images(
     b_factor: float = 0.0,
     particles_per_field: int | None = None,
     first_index: int = 0,
+    shared_noise: bool = False,
 ) -> Iterator[SimulatedImage]:
     """Simulate images in memory: clean images and pairs of noisy copies at each level.
 
-    Parameters are those of :func:`simulate_dataset` (without the output folder). All are
-    checked before the first image is made; the returned iterator yields one
-    :class:`SimulatedImage` per index ``first_index, ..., first_index + n_images - 1``.
+    Parameters are those of :func:`simulate_dataset` (without the output folder), plus
+    ``shared_noise``: if true, the noise of an image at every SNR level is drawn from the same
+    random stream (common random numbers), so with Gaussian noise its ``a`` (and ``b``) copies
+    at two SNRs differ only by the scale of one noise field. Differences between SNR levels
+    then reflect the SNR, not the luck of the draw (the seed study uses this). Levels given as
+    a dose keep their own streams. All parameters are checked before the first image is made;
+    the returned iterator yields one :class:`SimulatedImage` per index
+    ``first_index, ..., first_index + n_images - 1``.
 
     Returns
     -------
@@ -440,7 +446,9 @@ def simulate_images(
         particles_per_field=particles_per_field,
         first_index=first_index,
     )
-    return _generate(simulator, levels, n_images, seed, noise_model, rotations, first_index)
+    return _generate(
+        simulator, levels, n_images, seed, noise_model, rotations, first_index, shared_noise
+    )
 
 
 def _prepare(
@@ -523,10 +531,13 @@ def _noisy_pair(
     index: int,
     noise_model: str,
     pixel_size_angstrom: float,
+    shared: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent noisy copies; with ``shared`` an SNR level's streams ignore its value."""
+    key = (_KIND_SNR, 0) if shared and level.snr is not None else level._key()
     pair = []
     for stream in (_STREAM_A, _STREAM_B):
-        rng = _stream(seed, index, stream, *level._key())
+        rng = _stream(seed, index, stream, *key)
         if level.snr is not None:
             pair.append(add_noise(clean, model=noise_model, snr=level.snr, rng=rng))
         else:
@@ -558,6 +569,7 @@ def _generate(
     noise_model: str,
     rotations: np.ndarray | None,
     first_index: int,
+    shared_noise: bool = False,
 ) -> Iterator[SimulatedImage]:
     p = simulator.pixel_size_angstrom
     voltage = simulator.ctf.voltage_kv if simulator.ctf is not None else 300.0
@@ -589,6 +601,7 @@ def _generate(
                 index=index,
                 noise_model=noise_model,
                 pixel_size_angstrom=p,
+                shared=shared_noise,
             )
             pairs[level.value] = (a, b)
             measured[level.value] = (estimate_snr(reference, a), estimate_snr(reference, b))
