@@ -4,14 +4,20 @@ For each size (default 1024², 2048², 4096², 8192²) a float32 micrograph is w
 folder and the whole command ``cryoden denoise --model MODEL IN -o OUT`` is run in a fresh
 process, ``--repeats`` times; the median wall time and the peak resident memory of that process
 (from ``wait4``'s rusage) are reported, with megapixels/s, the model's FLOPs per pixel and the
-achieved GFLOP/s (of the whole command and of the network alone, timed in this process). A
-3×3-convolution micro-benchmark run in the same process gives the machine's practical limit.
+achieved GFLOP/s in three ways: of the whole command (image pixels / wall time), of the
+in-process denoiser (image pixels / its time: normalisation, tiling, forward passes, blending)
+and of the network's forward passes alone (the pixels of the tiles they ran on, overlaps
+included, / the time inside them). A 3×3-convolution micro-benchmark run in the same process
+gives the machine's practical limit.
 If the optional ``topaz`` command is installed, ``topaz denoise -m unet -d -1`` is timed on the
 same images and the ratio printed. If ``onnxruntime`` and ``onnx`` are installed, one tile's
 forward pass is also timed in ONNX Runtime against PyTorch (:func:`onnxruntime_comparison`).
 
-Speed does not depend on the weights, so without ``--model`` a model of the default
-architecture with random weights is used.
+Speed depends on the weights only through the tile margin (the effective receptive field, which
+is wider for a trained network), so pass a trained model with ``--model`` for representative
+numbers; without it, a model of the default Noise2Noise architecture with random weights is used.
+The network-alone time is that of the second of two calls (the first also sets up oneDNN's
+kernels for the tile shape).
 
     python benchmarks/bench_inference.py --sizes 1024,2048,4096 --json results.json
 """
@@ -35,8 +41,8 @@ import torch
 from cryoden.inference.denoise import Denoiser
 from cryoden.io import write_mrc
 from cryoden.nets.analysis import flops_per_pixel
-from cryoden.nets.config import NetworkConfig
 from cryoden.nets.registry import build_network
+from cryoden.training.defaults import default_network
 from cryoden.training.modelfile import ModelConfig, load_model, save_model
 
 #: A small Python process that runs a command and prints the command's peak RSS (KiB). Linux
@@ -162,7 +168,7 @@ def main() -> None:
     try:
         model_path = args.model
         if model_path is None:
-            config = NetworkConfig(arch="unet")
+            config = default_network("n2n")
             torch.manual_seed(0)
             model_path = tmp / "default-model"
             save_model(model_path, build_network(config), ModelConfig(network=config))
@@ -206,15 +212,30 @@ def main() -> None:
                 wall, peak, _ = run_measured(cmd)
                 walls.append(wall)
                 rss.append(peak)
-            # The network alone, in this process (no start-up, no I/O).
+            # The denoiser in this process (no start-up, no I/O), and its network's forward
+            # passes alone (timed around each call, with the pixels of the tiles they ran on).
             denoiser = Denoiser(loaded, threads=args.threads, precision=args.precision or "auto")
             _ = denoiser.margin  # measured once per model; not part of the per-image time
+            forward = {"seconds": 0.0, "pixels": 0}
+            untimed = denoiser.predict_normalized
+
+            def timed(tiles: torch.Tensor, untimed=untimed, forward=forward) -> torch.Tensor:
+                t = time.perf_counter()
+                out = untimed(tiles)
+                forward["seconds"] += time.perf_counter() - t
+                forward["pixels"] += int(tiles.shape[0] * tiles.shape[-2] * tiles.shape[-1])
+                return out
+
+            denoiser.predict_normalized = timed  # type: ignore[method-assign]
             data = rng.normal(size=(size, size)).astype(np.float32)
-            t0 = time.perf_counter()
-            denoiser(data)
-            compute = time.perf_counter() - t0
+            for _ in range(2):  # the first call also sets up oneDNN's kernels for the tile shape
+                forward.update(seconds=0.0, pixels=0)
+                t0 = time.perf_counter()
+                denoiser(data)
+                compute = time.perf_counter() - t0
             mpix = size * size / 1e6
             wall = statistics.median(walls)
+            limit = max(micro.values())
             row = {
                 "size": size,
                 "wall_s": wall,
@@ -224,8 +245,12 @@ def main() -> None:
                 "network_s": compute,
                 "gflops_whole_command": fpp * size * size / wall / 1e9,
                 "gflops_network": fpp * size * size / compute / 1e9,
+                "forward_s": forward["seconds"],
+                "forward_pixels_per_image_pixel": forward["pixels"] / (size * size),
+                "gflops_forward": fpp * forward["pixels"] / forward["seconds"] / 1e9,
             }
-            row["fraction_of_conv_limit"] = row["gflops_network"] / max(micro.values())
+            row["fraction_of_conv_limit"] = row["gflops_network"] / limit
+            row["forward_fraction_of_conv_limit"] = row["gflops_forward"] / limit
             if shutil.which("topaz"):
                 tz_out = tmp / f"topaz_{size}"
                 tz_out.mkdir()
@@ -238,9 +263,12 @@ def main() -> None:
             rows.append(row)
             print(
                 f"{size}²: wall {wall:.2f} s (runs {', '.join(f'{w:.2f}' for w in walls)}), "
-                f"peak RSS {max(rss):.0f} MiB, {row['megapixels_per_s']:.2f} MP/s, network alone "
-                f"{compute:.2f} s = {row['gflops_network']:.0f} GFLOP/s "
-                f"({100 * row['fraction_of_conv_limit']:.0f}% of the conv limit)"
+                f"peak RSS {max(rss):.0f} MiB, {row['megapixels_per_s']:.2f} MP/s; in-process "
+                f"denoiser {compute:.2f} s = {row['gflops_network']:.0f} GFLOP/s of image pixels "
+                f"({100 * row['fraction_of_conv_limit']:.0f}% of the conv limit); forward passes "
+                f"{row['forward_s']:.2f} s on {row['forward_pixels_per_image_pixel']:.2f}x the "
+                f"pixels (tile overlaps) = {row['gflops_forward']:.0f} GFLOP/s "
+                f"({100 * row['forward_fraction_of_conv_limit']:.0f}%)"
                 + (
                     f", topaz {row['topaz_wall_s']:.1f} s (x{row['topaz_ratio']:.1f})"
                     if "topaz_wall_s" in row

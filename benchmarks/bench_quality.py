@@ -32,6 +32,7 @@ from cryoden.metrics import psnr
 from cryoden.nets.config import NetworkConfig
 from cryoden.simulation.datasets import simulate_images
 from cryoden.training.data import PairDataset, SingleDataset
+from cryoden.training.defaults import default_network
 from cryoden.training.loop import TrainConfig, train
 from cryoden.training.modelfile import load_model
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
@@ -41,12 +42,12 @@ DEFAULT_TEST = REPO.parent / "shared" / "data" / "groel" / "1AON.pdb.gz"
 
 #: method -> (scheme, network config, needs pairs)
 METHODS = {
-    "n2n-unet": ("n2n", NetworkConfig(arch="unet"), True),
+    "n2n-unet": ("n2n", default_network("n2n"), True),
     "n2n-seed5": ("n2n", NetworkConfig(arch="seed5"), True),
     "n2n-seed4": ("n2n", NetworkConfig(arch="seed4"), True),
-    "n2v": ("n2v", NetworkConfig(arch="unet"), False),
+    "n2v": ("n2v", default_network("n2v"), False),
     "n2v2": ("n2v2", NetworkConfig(arch="unet", blurpool=True, top_skip=False), False),
-    "ne2ne": ("nb2nb", NetworkConfig(arch="unet"), False),
+    "ne2ne": ("nb2nb", default_network("nb2nb"), False),
 }
 
 

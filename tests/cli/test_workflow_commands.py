@@ -70,6 +70,9 @@ def test_train_denoise_info_evaluate(cli, tmp_path, simulated):
     assert info.code == 0, info.err
     described = json.loads(info.out)
     assert described["network"]["arch"] == "unet" and described["parameters"] > 0
+    # n2n's default U-Net works on 2x2 blocks; the options given replace only their own fields
+    assert described["network"]["space_to_depth"] == 2
+    assert (described["network"]["base_channels"], described["network"]["depth"]) == (4, 2)
     assert described["flops_per_pixel"] > 0
 
     out_dir = tmp_path / "denoised"
@@ -142,7 +145,7 @@ def test_single_image_training_commands(cli, tmp_path, simulated, scheme):
         "--patch", "32", "--batch", "2",
     )  # fmt: skip
     assert r.code == 0, r.err
-    assert model.exists()
+    assert load_model(model).config.network.space_to_depth == 1  # the plain U-Net by default
     r = cli(
         "denoise",
         "--model",

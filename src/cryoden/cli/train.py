@@ -28,6 +28,7 @@ from cryoden.cli.images_dir import read_images, read_pairs
 from cryoden.errors import ParameterError
 from cryoden.nets.config import ARCHITECTURES, NetworkConfig
 from cryoden.training.data import PairDataset, SingleDataset
+from cryoden.training.defaults import default_network
 from cryoden.training.loop import TrainConfig, train
 from cryoden.training.modelfile import load_model
 from cryoden.training.noise2void import n2v2_network_config
@@ -38,18 +39,27 @@ OUT_HELP = "Model to write: a folder, or a file ending in .safetensors."
 
 
 def _network_config(
-    arch: str, kernel: int, base_channels: int | None, depth: int | None, space_to_depth: int = 1
+    scheme: str,
+    arch: str,
+    kernel: int,
+    base_channels: int | None,
+    depth: int | None,
+    space_to_depth: int | None,
 ) -> NetworkConfig:
+    """The scheme's default network (:func:`cryoden.training.defaults.default_network`) with
+    the options given on the command line on top."""
     if arch not in ARCHITECTURES:
         raise ParameterError(f"unknown --arch {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    kwargs: dict[str, Any] = {"arch": arch, "kernel_size": kernel}
-    if base_channels is not None:
-        kwargs["base_channels"] = base_channels
-    if depth is not None:
-        kwargs["depth"] = depth
-    if space_to_depth != 1:
-        kwargs["space_to_depth"] = space_to_depth
-    return NetworkConfig(**kwargs)
+    if arch != "unet" and space_to_depth not in (None, 1):
+        raise ParameterError(f"--space-to-depth needs --arch unet, got --arch {arch}")
+    return default_network(
+        scheme,
+        arch,
+        kernel_size=kernel,
+        base_channels=base_channels,
+        depth=depth,
+        space_to_depth=space_to_depth if arch == "unet" else None,
+    )
 
 
 def _run(
@@ -109,13 +119,19 @@ def _options(**kwargs: Any) -> dict[str, Any]:
 # Shared option declarations (typer reads them from each function's signature).
 ARCH = typer.Option("unet", "--arch", help=f"Network: {', '.join(ARCHITECTURES)}.")
 KERNEL = typer.Option(3, "--kernel", help="Convolution kernel size (odd).")
-BASE = typer.Option(None, "--base-channels", help="Channels of the first level (default per arch).")
+BASE = typer.Option(
+    None,
+    "--base-channels",
+    help="Channels of the first level (default: U-Net 16 for n2n, 8 for n2v and ne2ne; "
+    "seed nets 32).",
+)
 DEPTH = typer.Option(None, "--depth", help="U-Net levels (default 4; seed nets fixed).")
 S2D = typer.Option(
-    1,
+    None,
     "--space-to-depth",
-    help="2: the U-Net works on 2x2 pixel blocks at half size (with --base-channels 16 a 1.6x "
-    "faster forward pass per tile, 0.2 dB lower on the held-out check; see README).",
+    help="U-Net only. 2: work on 2x2 pixel blocks at half size (the n2n default: 1.6x faster "
+    "inference on CPU, 0.1 dB lower on the held-out check; see README); 1: full-size first "
+    "level (the n2v and ne2ne default).",
 )
 EPOCHS = typer.Option(100, "--epochs", help="Maximum number of epochs.")
 MINUTES = typer.Option(None, "--max-minutes", help="Wall-clock limit for training.")
@@ -149,7 +165,7 @@ def n2n(
     init: Path = INIT,
 ) -> None:  # fmt: skip
     """Noise2Noise: learn to predict one noisy image of a pair from the other."""
-    network = _network_config(arch, kernel, base_channels, depth, space_to_depth)
+    network = _network_config("n2n", arch, kernel, base_channels, depth, space_to_depth)
     pairs, names = read_pairs(a, b)
     dataset = PairDataset(pairs, sources=names)
     options = _options(
@@ -176,7 +192,7 @@ def n2v(
     """Noise2Void: blind-spot training from single noisy images."""
     if variant not in ("n2v", "n2v2"):
         raise ParameterError(f"--variant must be n2v or n2v2, got {variant!r}")
-    network = _network_config(arch, kernel, base_channels, depth, space_to_depth)
+    network = _network_config("n2v", arch, kernel, base_channels, depth, space_to_depth)
     if variant == "n2v2":
         if arch != "unet":
             raise ParameterError("--variant n2v2 needs --arch unet (blur-pool, no top skip)")
@@ -202,7 +218,7 @@ def ne2ne(
     init: Path = INIT,
 ) -> None:  # fmt: skip
     """Neighbor2Neighbor: sub-sampled neighbour pairs from single noisy images."""
-    network = _network_config(arch, kernel, base_channels, depth, space_to_depth)
+    network = _network_config("nb2nb", arch, kernel, base_channels, depth, space_to_depth)
     arrays, names = read_images(images)
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
