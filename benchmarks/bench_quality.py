@@ -117,6 +117,11 @@ def main() -> None:
     parser.add_argument(
         "--gamma", type=float, default=None, help="Neighbor2Neighbor's regulariser weight"
     )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="Neighbor2Neighbor's regulariser reference: polyphase (default), full, mirrored",
+    )
     parser.add_argument("--keep-models", type=Path, help="copy the trained models here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -171,8 +176,11 @@ def main() -> None:
             }
             config = TrainConfig(epochs=10_000, max_minutes=args.minutes, seed=args.seed,
                                  early_stopping_patience=None, **extra)  # fmt: skip
-            if scheme == "nb2nb" and args.gamma is not None:
-                scheme = Neighbor2Neighbor(gamma=args.gamma)
+            if scheme == "nb2nb" and (args.gamma is not None or args.reference):
+                scheme = Neighbor2Neighbor(
+                    **({"gamma": args.gamma} if args.gamma is not None else {}),
+                    **({"reference": args.reference} if args.reference else {}),
+                )
             start = time.perf_counter()
             result = train(scheme, network, data, None, config, out=Path(tmp) / name)
             seconds = time.perf_counter() - start

@@ -18,11 +18,11 @@ fi
 stamp=.venv/.cryoden-setup
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing $TORCH_SPEC, then cryoden and its test tools"
+  echo "[setup] installing $TORCH_SPEC, then cryoden, its test tools and ONNX Runtime"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install -q --disable-pip-version-check $TORCH_SPEC 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,onnx]" 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -c "import torch, cryoden; print('[setup] torch', torch.__version__, '| cryoden', cryoden.__version__)"
   echo "$want" > "$stamp"
 fi

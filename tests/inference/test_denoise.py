@@ -148,3 +148,55 @@ def test_polyphase_inference_for_neighbor2neighbor_models(rng):
     tiled = Denoiser(ne2ne, device="cpu", precision="fp32", tile=64)
     assert tiled.plan(noise.shape).tile == (64, 64)
     np.testing.assert_allclose(tiled(noise), out, atol=2e-3)
+
+
+needs_onnxruntime = pytest.mark.skipif(
+    not __import__("cryoden.inference.onnx_backend").inference.onnx_backend.onnxruntime_available(),
+    reason="the optional onnxruntime and onnx packages are not installed",
+)
+
+
+@needs_onnxruntime
+def test_onnxruntime_backend_gives_the_pytorch_result(rng):
+    model = _model()
+    image = rng.normal(size=(150, 97)).astype(np.float32)
+    reference = Denoiser(model, device="cpu", precision="fp32", backend="torch")(image)
+    onnx = Denoiser(model, device="cpu", precision="fp32", backend="onnxruntime", tile=64)
+    assert onnx.backend == "onnxruntime"
+    out = onnx(image)
+    assert onnx._onnx is not None and len(onnx._onnx._sessions) >= 1  # it did run
+    assert onnx.backend == "onnxruntime"
+    assert np.abs(out - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
+@needs_onnxruntime
+def test_auto_backend_uses_onnxruntime_for_float32_on_the_cpu_only():
+    assert Denoiser(_model(), device="cpu", precision="fp32").backend == "onnxruntime"
+    assert Denoiser(_model(), device="cpu", precision="bf16").backend == "torch"
+    with pytest.raises(ParameterError, match="float32 on the CPU only"):
+        Denoiser(_model(), device="cpu", precision="bf16", backend="onnxruntime")
+
+
+@needs_onnxruntime
+def test_failed_export_falls_back_to_pytorch(rng, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot export")
+
+    model = _model()
+    image = rng.normal(size=(64, 64)).astype(np.float32)
+    reference = Denoiser(model, device="cpu", precision="fp32", backend="torch")(image)
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    denoiser = Denoiser(model, device="cpu", precision="fp32", backend="onnxruntime")
+    np.testing.assert_array_equal(denoiser(image), reference)
+    assert denoiser.backend == "torch"
+
+
+def test_unknown_or_missing_backend_is_a_parameter_error(monkeypatch):
+    from cryoden.inference import denoise as denoise_module
+
+    with pytest.raises(ParameterError, match="backend must be one of"):
+        Denoiser(_model(), device="cpu", backend="tensorrt")
+    monkeypatch.setattr(denoise_module, "onnxruntime_available", lambda: False)
+    with pytest.raises(ParameterError, match=r"pip install 'cryoden\[onnx\]'"):
+        Denoiser(_model(), device="cpu", precision="fp32", backend="onnxruntime")
+    assert Denoiser(_model(), device="cpu", precision="fp32").backend == "torch"

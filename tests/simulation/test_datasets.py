@@ -85,12 +85,19 @@ def test_images_do_not_depend_on_batching_or_levels():
 
 
 def test_seeded_runs_are_bitwise_reproducible_and_seeds_differ(tmp_path):
+    def content(path):
+        # MRC files: the data and voxel size (mrcfile stamps a creation time into a label)
+        if path.suffix == ".mrc":
+            mrc = read_mrc(path)
+            return mrc.data.tobytes() + repr(mrc.voxel_size_angstrom).encode()
+        return path.read_bytes()
+
     def run(name, seed):
         out = tmp_path / name
         simulate_dataset(
             out, n_images=2, size=64, pixel_size_angstrom=6.0, snr_levels=[0.2], seed=seed
         )
-        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        return {p.relative_to(out): content(p) for p in sorted(out.rglob("*")) if p.is_file()}
 
     first, again, other = run("first", 3), run("again", 3), run("other", 4)
     assert first.keys() == again.keys() == other.keys()

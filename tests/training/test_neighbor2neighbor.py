@@ -20,6 +20,7 @@ from cryoden.training.neighbor2neighbor import (
     NEIGHBOUR_PAIRS,
     Neighbor2Neighbor,
     draw_neighbour_pairs,
+    mirrored_positions,
     neighbour_subsample,
     subsample,
 )
@@ -281,3 +282,35 @@ def test_train_loop_model_file_and_denoiser(noisy_shapes, tmp_path):
     denoised = Denoiser(model, device="cpu", threads=1)(noisy[-1])
     assert denoised.shape == noisy[-1].shape and denoised.dtype == np.float32
     assert np.isfinite(denoised).all()
+
+
+def test_mirrored_pairs_share_the_direction_and_no_pixel():
+    k1 = torch.tensor([p[0] for p in NEIGHBOUR_PAIRS])
+    k2 = torch.tensor([p[1] for p in NEIGHBOUR_PAIRS])
+    m1, m2 = mirrored_positions(k1, k2)
+    for a, b, c, d in zip(k1.tolist(), k2.tolist(), m1.tolist(), m2.tolist()):
+        assert {c, d}.isdisjoint({a, b})
+        assert (c, d) in NEIGHBOUR_PAIRS
+        assert (a ^ b) == (c ^ d)  # same direction (horizontal: 1, vertical: 2)
+        assert (c - d) == (a - b)  # and the same orientation
+
+
+def test_mirrored_reference_does_not_see_the_pair():
+    """For any network, the mirrored reference's expected difference at a cell does not depend
+    on the noisy values of that cell's own pair (g1, g2): the regulariser's target carries none
+    of their noise. The polyphase reference does."""
+    torch.manual_seed(0)
+    network = tiny_network().eval()
+    batch = torch.randn(1, 1, 32, 32)
+    k1, k2 = draw_neighbour_pairs(tuple(batch.shape), generator=torch.Generator().manual_seed(1))
+    cy, cx = 7, 9  # one cell; its pixels are at (2 cy + dy, 2 cx + dx), k = 2 dy + dx
+    changed = batch.clone()
+    for k in (int(k1[0, 0, cy, cx]), int(k2[0, 0, cy, cx])):
+        changed[0, 0, 2 * cy + k // 2, 2 * cx + k % 2] += 25.0
+    for reference, unchanged in (("mirrored", True), ("polyphase", False)):
+        scheme = Neighbor2Neighbor(reference=reference)
+        before = scheme.expected_difference(network, batch, k1, k2)
+        after = scheme.expected_difference(network, changed, k1, k2)
+        assert before.shape == (1, 1, 16, 16)
+        same = torch.allclose(before[0, 0, cy, cx], after[0, 0, cy, cx], atol=1e-6)
+        assert same == unchanged, reference

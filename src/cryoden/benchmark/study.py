@@ -19,7 +19,9 @@ Starting each SNR from the previous SNR's model lets training accumulate over th
 48 pairs at 1e-3 then gave the U-Net 25.4 dB at SNR 0.5 (24.2 dB with 24 pairs). A warm-started
 cell keeps its starting model when training does not lower the validation loss (see
 :func:`cryoden.training.loop.train`), judged on 8 validation pairs rather than 2. The training
-time per cell is unchanged.
+time per cell is unchanged. Each image's noise is one field scaled to every SNR
+(``shared_noise``), so a change of PSNR between two levels is due to the SNR and the model, not
+to a new noise draw.
 """
 
 from __future__ import annotations

@@ -50,6 +50,12 @@ def command(
         "Neighbor2Neighbor models only, which learned at half size).",
         show_default=False,
     ),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        help="auto (ONNX Runtime for fp32 on the CPU when installed, else PyTorch), torch, "
+        "onnxruntime (fp32 CPU only; pip install 'cryoden[onnx]').",
+    ),
 ) -> None:
     """Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc."""
     loaded = load_model(model)
@@ -58,7 +64,7 @@ def command(
         probe_mrc(path)
     denoiser = Denoiser(
         loaded, device=device, tile=tile, batch=batch, threads=threads, precision=precision,
-        memory_mb=memory_mb, polyphase=polyphase,
+        memory_mb=memory_mb, polyphase=polyphase, backend=backend,
     )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -100,6 +106,7 @@ def command(
         out_dir,
         "denoise",
         {"model": model, "model_config": loaded.config.to_dict(), "inputs": inputs,
-         "device": str(denoiser.device), "precision": denoiser.precision, "seconds": timings},
+         "device": str(denoiser.device), "precision": denoiser.precision,
+         "backend": denoiser.backend, "seconds": timings},
     )  # fmt: skip
     typer.echo(f"denoised {len(inputs)} file(s) into {out_dir}")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from cryoden.errors import ParameterError
+from cryoden.inference.onnx_backend import OnnxRuntimeNetwork, onnxruntime_available
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.config import NetworkConfig
@@ -33,6 +34,9 @@ from cryoden.training.modelfile import LoadedModel
 logger = logging.getLogger(__name__)
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: Inference backends: ``"auto"`` picks ONNX Runtime for float32 on the CPU when it is installed
+#: (faster there, see :mod:`cryoden.inference.onnx_backend`), PyTorch otherwise.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 
 #: Activation memory for one batch of tiles on the CPU, by default.
 CPU_MEMORY_BUDGET_MB = 640
@@ -50,7 +54,7 @@ ProgressCallback = Callable[[int, int], None]
 #: Training schemes whose models are applied by polyphase inference unless told otherwise.
 POLYPHASE_SCHEMES: frozenset[str] = frozenset({"nb2nb"})
 
-__all__ = ["PRECISIONS", "Denoiser", "default_device", "native_bf16"]
+__all__ = ["BACKENDS", "PRECISIONS", "Denoiser", "default_device", "native_bf16"]
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -113,6 +117,12 @@ class Denoiser:
         Neighbor2Neighbor models, which learned on half-size sub-sampled images, and not for
         others; ``True`` or ``False`` force it.
 
+    backend
+        ``"auto"`` (default): ONNX Runtime for float32 inference on the CPU when the optional
+        ``onnxruntime`` and ``onnx`` packages are installed, else PyTorch; ``"torch"``;
+        ``"onnxruntime"`` (float32 on the CPU only). If the export to ONNX fails, PyTorch runs
+        the network (with a warning).
+
     Examples
     --------
     >>> from cryoden.training.modelfile import load_model  # doctest: +SKIP
@@ -133,7 +143,10 @@ class Denoiser:
         channels_last: bool = True,
         memory_mb: float | None = None,
         polyphase: bool | None = None,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if precision not in PRECISIONS:
             raise ParameterError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
@@ -153,6 +166,21 @@ class Denoiser:
         if precision == "auto":
             precision = "bf16" if native_bf16(self.device) else "fp32"
         self.precision = precision
+        cpu_fp32 = self.device.type == "cpu" and precision == "fp32"
+        if backend == "onnxruntime":
+            if not cpu_fp32:
+                raise ParameterError(
+                    "--backend onnxruntime runs float32 on the CPU only "
+                    f"(device {self.device}, precision {precision})"
+                )
+            if not onnxruntime_available():
+                raise ParameterError(
+                    "--backend onnxruntime needs the optional onnxruntime and onnx packages "
+                    "(pip install 'cryoden[onnx]')"
+                )
+        elif backend == "auto":
+            backend = "onnxruntime" if cpu_fp32 and onnxruntime_available() else "torch"
+        self.backend = backend
         self.channels_last = channels_last
         self.memory_mb = memory_mb
         self.normalization = model.config.normalization
@@ -161,14 +189,18 @@ class Denoiser:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
         self._margin: int | None = None
+        self._onnx: OnnxRuntimeNetwork | None = None
+        if backend == "onnxruntime":
+            self._onnx = OnnxRuntimeNetwork(network, threads=threads)
         if polyphase is None:
             polyphase = model.config.scheme in POLYPHASE_SCHEMES
         self.polyphase = bool(polyphase)
         logger.info(
-            "denoiser on %s (%s%s)",
+            "denoiser on %s (%s, %s%s)",
             self.device,
             precision,
-            ", channels_last" if channels_last else "",
+            backend,
+            ", channels_last" if channels_last and backend == "torch" else "",
         )
 
     @property
@@ -245,6 +277,12 @@ class Denoiser:
 
     def predict_normalized(self, tiles: torch.Tensor) -> torch.Tensor:
         """Run the network on normalised tiles ``(B, 1, h, w)``."""
+        if self._onnx is not None:
+            try:
+                return self._onnx(tiles)
+            except Exception as exc:  # noqa: BLE001 - any export or session failure
+                logger.warning("ONNX Runtime failed (%s); running the network in PyTorch", exc)
+                self._onnx, self.backend = None, "torch"
         with torch.inference_mode(), self._autocast():
             x = tiles.to(self.device, non_blocking=True)
             if self.channels_last:

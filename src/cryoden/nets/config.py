@@ -19,10 +19,12 @@ UPSAMPLINGS: tuple[str, ...] = ("bilinear", "transposed")
 
 #: Depth of each architecture when ``depth`` is not given (the seed nets' depth is fixed).
 DEFAULT_DEPTH: dict[str, int] = {"unet": 4, "seed5": 5, "seed4": 4}
-#: Width of each architecture when ``base_channels`` is not given. The U-Net's default was chosen
-#: on measured quality per FLOP (``benchmarks/bench_quality.py``, 3 minutes of CPU training, held-out
-#: structure): base 8 / depth 4 (22 kFLOP/px) scored 28.77 dB, base 16 / depth 3 (70 kFLOP/px)
-#: 28.75 dB and base 16 / depth 4 (92 kFLOP/px) 28.70 dB, so the cheapest is also the best.
+#: Width of each architecture when ``base_channels`` is not given. For the plain U-Net, chosen on
+#: measured quality per FLOP (``benchmarks/bench_quality.py``, 3 minutes of CPU training, held-out
+#: structure, seed 0): base 8 / depth 4 (22 kFLOP/px) scored 28.77 dB, base 16 / depth 3
+#: (70 kFLOP/px) 28.75 dB and base 16 / depth 4 (92 kFLOP/px) 28.70 dB. The training schemes pick
+#: their own default on top of this (:mod:`cryoden.training.defaults`: Noise2Noise trains the
+#: space-to-depth U-Net of base 16).
 DEFAULT_BASE_CHANNELS: dict[str, int] = {"unet": 8, "seed5": 32, "seed4": 32}
 #: Activation of each architecture when ``activation`` is not given.
 DEFAULT_ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "relu"}

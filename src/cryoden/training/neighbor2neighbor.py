@@ -34,7 +34,7 @@ from cryoden.training.losses import check_loss, regression_loss
 logger = logging.getLogger(__name__)
 
 #: What the regulariser's denoised reference is (see :class:`Neighbor2Neighbor`).
-REFERENCES: tuple[str, ...] = ("polyphase", "full")
+REFERENCES: tuple[str, ...] = ("polyphase", "full", "mirrored")
 
 #: Ordered pairs ``(k1, k2)`` of edge-adjacent positions in a 2 x 2 cell, where position
 #: ``k = 2 * dy + dx`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right). Diagonal pairs
@@ -118,6 +118,17 @@ def subsample(images: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return cells.gather(-1, index).squeeze(-1)
 
 
+def mirrored_positions(k1: torch.Tensor, k2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair of the same direction in the other row (or column) of each 2 x 2 cell.
+
+    For a horizontal pair (same row) the positions move to the other row; for a vertical pair
+    to the other column: ``(0, 1) -> (2, 3)``, ``(0, 2) -> (1, 3)``, ``(3, 1) -> (2, 0)``... The
+    mirrored pair shares no pixel with ``(k1, k2)``.
+    """
+    flip = torch.where((k1 ^ k2) == 1, 2, 1)
+    return k1 ^ flip, k2 ^ flip
+
+
 def neighbour_subsample(
     images: torch.Tensor, *, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +159,13 @@ class Neighbor2Neighbor:
         patch's four 2×2 sub-images, merged as :func:`cryoden.nets.polyphase.merge_polyphase`
         does. cryoden denoises Neighbor2Neighbor models the polyphase way, so the default makes
         training consistent with inference; on the held-out check the two scored alike, within
-        the run-to-run spread of time-limited training (about ±0.25 dB).
+        the run-to-run spread of time-limited training (about ±0.25 dB). Both references at the
+        pixels of ``g1`` and ``g2`` depend on those very pixels' noise, so the regulariser's
+        target carries some of the input's noise. ``"mirrored"`` avoids that: the expected
+        difference of each cell's pair is taken from the network's outputs for the cell's other
+        two pixels, the pair of the same direction in the other row or column
+        (:func:`mirrored_positions`), each predicted from its own polyphase sub-image alone,
+        which contains neither ``g1``'s nor ``g2``'s pixel.
     """
 
     name = "nb2nb"
@@ -205,15 +222,36 @@ class Neighbor2Neighbor:
         reconstruction = regression_loss(prediction, g2, self.loss_kind)
         if self.gamma == 0.0:  # the full-size pass only feeds the regulariser
             return reconstruction, torch.zeros((), device=batch.device)
+        expected_difference = self.expected_difference(network, batch, k1, k2)
+        regulariser = (prediction - g2 - expected_difference).square().mean()
+        return reconstruction, regulariser
+
+    def expected_difference(
+        self, network: nn.Module, batch: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor
+    ) -> torch.Tensor:
+        """The regulariser's estimate of the signal difference ``g1 - g2`` (no gradient).
+
+        ``(B, 1, H // 2, W // 2)``: the reference (see the class docstring) at positions ``k1``
+        minus at ``k2`` for ``"full"`` and ``"polyphase"``; for ``"mirrored"``, the outputs for
+        the mirrored pair (:func:`mirrored_positions`) of each cell, each from its own polyphase
+        sub-image.
+        """
         with torch.no_grad():
+            if self.reference == "mirrored":
+                m1, m2 = mirrored_positions(k1, k2)
+                quarters = network(split_polyphase(batch))
+                # (4B, 1, h, w) -> (B, 1, h, w, 4): the four sub-image outputs of each cell
+                b, h2, w2 = int(batch.shape[0]), int(k1.shape[-2]), int(k1.shape[-1])
+                cells = quarters[..., :h2, :w2].reshape(b, 4, 1, h2, w2).permute(0, 2, 3, 4, 1)
+                first = cells.gather(-1, m1.unsqueeze(-1)).squeeze(-1)
+                second = cells.gather(-1, m2.unsqueeze(-1)).squeeze(-1)
+                return first - second
             if self.reference == "polyphase":
                 shape = (int(batch.shape[-2]), int(batch.shape[-1]))
                 full = merge_polyphase(network(split_polyphase(batch)), shape)
             else:
                 full = network(batch)
-            expected_difference = subsample(full, k1) - subsample(full, k2)
-        regulariser = (prediction - g2 - expected_difference).square().mean()
-        return reconstruction, regulariser
+            return subsample(full, k1) - subsample(full, k2)
 
     def loss(
         self, network: nn.Module, batch: torch.Tensor, *, generator: torch.Generator
