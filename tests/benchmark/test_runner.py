@@ -168,10 +168,15 @@ def test_learned_cells_warm_start_from_the_previous_snr(tiny_study):
         s, method = row["snr_index"], row["method"]
         assert (cells / f"{method}__snr{s:02d}.safetensors").is_file()
         origin = row["parameters"]["initialised_from"]
+        rate = row["parameters"]["train"]["learning_rate"]
+        config = results["config"]
         if s == 0:
             assert origin == "random weights"
+            assert rate == pytest.approx(config["learning_rate"])
         else:
             assert f"{method}__snr{s - 1:02d}.safetensors" in origin
+            # warm-started cells fine-tune at a lower rate
+            assert rate == pytest.approx(config["learning_rate"] * config["warm_start_lr_factor"])
 
 
 def test_cold_start_trains_every_cell_from_random_weights(tmp_path):

@@ -28,6 +28,7 @@ U-Nets ``config.unet_base_channels``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -354,6 +355,10 @@ def run_learned(
         if loaded.config.network != network_config:
             raise ParameterError(f"{init_model}: its network differs from {method}'s")
         initial = loaded.network.state_dict()
+        # fine-tuning: a lower rate keeps what the previous SNR's training reached
+        train_config = dataclasses.replace(
+            train_config, learning_rate=config.learning_rate * config.warm_start_lr_factor
+        )
     with tempfile.TemporaryDirectory(prefix=f"{method}-", dir=workdir) as tmp:
         model_path = Path(tmp) / "model.safetensors"
         result = train(
