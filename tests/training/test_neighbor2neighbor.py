@@ -20,6 +20,7 @@ from cryoden.training.neighbor2neighbor import (
     NEIGHBOUR_PAIRS,
     Neighbor2Neighbor,
     draw_neighbour_pairs,
+    fit_output_affine,
     mirrored_positions,
     neighbour_subsample,
     subsample,
@@ -279,6 +280,8 @@ def test_train_loop_model_file_and_denoiser(noisy_shapes, tmp_path):
     assert np.isfinite(result.train_losses).all()
     model = load_model(out)
     assert model.config.scheme == "nb2nb"
+    calibration = model.config.training["output_calibration"]
+    assert np.isfinite([calibration["scale"], calibration["offset"]]).all()
     denoised = Denoiser(model, device="cpu", threads=1)(noisy[-1])
     assert denoised.shape == noisy[-1].shape and denoised.dtype == np.float32
     assert np.isfinite(denoised).all()
@@ -314,3 +317,42 @@ def test_mirrored_reference_does_not_see_the_pair():
         assert before.shape == (1, 1, 16, 16)
         same = torch.allclose(before[0, 0, cy, cx], after[0, 0, cy, cx], atol=1e-6)
         assert same == unchanged, reference
+
+
+def test_output_fit_is_the_least_squares_slope_of_the_neighbour():
+    """Patches of a constant signal (variance 1 across patches) plus white noise (variance 1):
+    a network passing g1 through unchanged is twice too strong, and the fit says so (a ≈ 0.5,
+    the signal's share of g1's variance); folding the fit into the head removes the bias."""
+    gen = torch.Generator().manual_seed(0)
+    patches = torch.randn(256, 1, 1, 1, generator=gen) + torch.randn(256, 1, 16, 16, generator=gen)
+    identity = nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        identity.weight.fill_(1.0)
+        identity.bias.zero_()
+    a, c = fit_output_affine(identity, patches, generator=torch.Generator().manual_seed(1))
+    assert a == pytest.approx(0.5, abs=0.05) and abs(c) < 0.05
+
+
+def test_scale_output_folds_an_affine_map_into_the_last_layer():
+    from cryoden.nets.blocks import scale_output
+
+    x = torch.randn(2, 1, 32, 32)
+    for config in (TINY, NetworkConfig(base_channels=4, depth=2, space_to_depth=2)):
+        network = tiny_network(config).eval()
+        with torch.no_grad():
+            before = network(x)
+            scale_output(network, 0.8, 0.25)
+            torch.testing.assert_close(network(x), 0.8 * before + 0.25, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="residual"):
+        scale_output(tiny_network(NetworkConfig(base_channels=4, depth=2, residual=True)), 1, 0)
+
+
+def test_calibration_can_be_switched_off(noisy_shapes, tmp_path):
+    _, noisy = noisy_shapes
+    config = TrainConfig(
+        epochs=1, steps_per_epoch=2, patch=32, batch_size=4, validation_patches=4, seed=3
+    )
+    out = tmp_path / "plain.safetensors"
+    scheme = Neighbor2Neighbor(calibrate=False)
+    train(scheme, TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out)
+    assert "output_calibration" not in load_model(out).config.training

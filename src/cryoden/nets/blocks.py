@@ -102,3 +102,26 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
         x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
         pad_h, pad_w = pad_h - step_h, pad_w - step_w
     return x, h, w
+
+
+def scale_output(network: nn.Module, scale: float, offset: float) -> None:
+    """Fold ``y -> scale * y + offset`` into the network's last layer, in place.
+
+    The network must end in a convolution ``network.head`` and add no residual after it (as
+    cryoden's U-Net and encoder-decoders do unless ``residual``). With space-to-depth the head's
+    channels are the 2×2 sub-pixels, each mapped alike.
+
+    Raises
+    ------
+    ValueError
+        If the network has no convolutional ``head`` or is residual.
+    """
+    head = getattr(network, "head", None)
+    config = getattr(network, "config", None)
+    if not isinstance(head, nn.Conv2d) or getattr(config, "residual", False):
+        raise ValueError("scale_output needs a network ending in a Conv2d head, without residual")
+    with torch.no_grad():
+        head.weight.mul_(scale)
+        if head.bias is None:
+            head.bias = nn.Parameter(torch.zeros(head.out_channels, device=head.weight.device))
+        head.bias.mul_(scale).add_(offset)

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cryoden.errors import InputFileError, ParameterError
+from cryoden.nets.blocks import scale_output
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device
 from cryoden.nets.registry import build_network
@@ -742,6 +743,18 @@ def _run(
         state.stopped = "max_minutes"
     best_network.load_state_dict(best_weights)
     best_network.eval()
+    calibration = getattr(scheme, "output_calibration", None)
+    if calibration is not None and val_patches is not None and not network_config.residual:
+        fitted = calibration(best_network, val_patches)
+        if fitted is not None:
+            scale, offset = fitted
+            scale_output(best_network, scale, offset)
+            summary["output_calibration"] = {
+                "scale": scale,
+                "offset": offset,
+                "fitted_on": "validation patches (least squares, see the scheme)",
+            }
+            logger.info("output calibrated: x %.4f %+.4f", scale, offset)
     final_config = model_config()
     save_model(out, best_network, final_config)
     logger.info(
