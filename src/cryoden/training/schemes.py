@@ -19,6 +19,12 @@ Protocol
     Scalar loss of fixed validation patches, deterministic (no randomness, or a generator seeded
     with a constant). Called in eval mode under ``torch.no_grad()``.
 
+``output_calibration(network, patches) -> (scale, offset) | None`` (optional)
+    Called by the loop on the best network with the validation patches after training; the
+    returned affine map is folded into the network's last layer
+    (:func:`cryoden.nets.blocks.scale_output`). Neighbor2Neighbor uses it to remove the excess
+    strength of its outputs.
+
 Scheme classes are built as ``cls(loss="l2")`` (keyword ``loss``: ``"l2"`` or ``"l1"``) by
 :func:`make_scheme`.
 """
