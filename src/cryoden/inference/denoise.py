@@ -70,8 +70,10 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def _bytes_per_pixel(network_config: NetworkConfig, dtype_bytes: int) -> float:
-    """Peak activation bytes of one forward pass per input pixel (measured on CPU for the U-Net
-    and the seed nets to within ~30 %; a safety factor is included)."""
+    """Peak activation bytes of one forward pass per input pixel, with a safety factor of 2: an
+    upper bound. Measured peaks of trained U-Nets in bf16 on the CPU are about a third of it
+    (62-70 B/px against 188 for the space-to-depth U-Net base 16, 104 against 312 for the plain
+    base 8, on 1440-2112² tiles)."""
     depth = int(network_config.depth)  # type: ignore[arg-type]
     base = int(network_config.base_channels)  # type: ignore[arg-type]
     s2d = network_config.space_to_depth
