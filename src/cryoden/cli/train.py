@@ -50,15 +50,14 @@ def _network_config(
     the options given on the command line on top."""
     if arch not in ARCHITECTURES:
         raise ParameterError(f"unknown --arch {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    if arch != "unet" and space_to_depth not in (None, 1):
-        raise ParameterError(f"--space-to-depth needs --arch unet, got --arch {arch}")
+    # NetworkConfig refuses space_to_depth != 1 for the seed architectures, naming the field.
     return default_network(
         scheme,
         arch,
         kernel_size=kernel,
         base_channels=base_channels,
         depth=depth,
-        space_to_depth=space_to_depth if arch == "unet" else None,
+        space_to_depth=space_to_depth,
     )
 
 

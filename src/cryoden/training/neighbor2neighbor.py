@@ -154,27 +154,20 @@ def fit_output_affine(
     """
     was_training = network.training
     network.eval()
-    sums = torch.zeros(5, dtype=torch.float64)  # n, sum f, sum t, sum f², sum f t
+    n = sf = st = sff = sft = 0.0  # count, sum f, sum t, sum f², sum f t
     try:
         with torch.no_grad():
             for _ in range(draws):
                 for start in range(0, patches.shape[0], batch):
-                    chunk = patches[start : start + batch]
-                    g1, g2 = neighbour_subsample(chunk, generator=generator)
-                    f = network(g1).double().ravel()
-                    t = g2.double().ravel()
-                    sums += torch.stack(
-                        [
-                            torch.tensor(float(f.numel()), dtype=torch.float64),
-                            f.sum(),
-                            t.sum(),
-                            (f * f).sum(),
-                            (f * t).sum(),
-                        ]  # fmt: skip
+                    g1, g2 = neighbour_subsample(
+                        patches[start : start + batch], generator=generator
                     )
+                    f, t = network(g1).double(), g2.double()
+                    n += f.numel()
+                    sf, st = sf + float(f.sum()), st + float(t.sum())
+                    sff, sft = sff + float((f * f).sum()), sft + float((f * t).sum())
     finally:
         network.train(was_training)
-    n, sf, st, sff, sft = (float(v) for v in sums)
     variance = sff - sf * sf / n
     if not variance > 0:
         return 1.0, 0.0
