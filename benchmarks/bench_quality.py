@@ -122,6 +122,11 @@ def main() -> None:
         default=None,
         help="Neighbor2Neighbor's regulariser reference: polyphase (default), full, mirrored",
     )
+    parser.add_argument(
+        "--input-image",
+        default=None,
+        help="Neighbor2Neighbor's input image: cell-mean (default) or neighbour (the paper's)",
+    )
     parser.add_argument("--keep-models", type=Path, help="copy the trained models here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -176,10 +181,11 @@ def main() -> None:
             }
             config = TrainConfig(epochs=10_000, max_minutes=args.minutes, seed=args.seed,
                                  early_stopping_patience=None, **extra)  # fmt: skip
-            if scheme == "nb2nb" and (args.gamma is not None or args.reference):
+            if scheme == "nb2nb" and (args.gamma is not None or args.reference or args.input_image):
                 scheme = Neighbor2Neighbor(
                     **({"gamma": args.gamma} if args.gamma is not None else {}),
                     **({"reference": args.reference} if args.reference else {}),
+                    **({"input_image": args.input_image} if args.input_image else {}),
                 )
             start = time.perf_counter()
             result = train(scheme, network, data, None, config, out=Path(tmp) / name)

@@ -146,6 +146,8 @@ def test_single_image_training_commands(cli, tmp_path, simulated, scheme):
     )  # fmt: skip
     assert r.code == 0, r.err
     assert load_model(model).config.network.space_to_depth == 1  # the plain U-Net by default
+    if scheme == "ne2ne":
+        assert load_model(model).config.scheme_options == {"input_image": "cell-mean"}
     r = cli(
         "denoise",
         "--model",
@@ -155,6 +157,19 @@ def test_single_image_training_commands(cli, tmp_path, simulated, scheme):
         tmp_path / "d",
     )
     assert r.code == 0, r.err
+
+
+def test_ne2ne_input_image_option(cli, tmp_path, simulated):
+    images = simulated / "snr_0.5000" / "a"
+    model = tmp_path / "paper.safetensors"
+    r = cli("train", "ne2ne", "--images", images, "--out", model, "--input-image", "neighbour",
+            "--base-channels", "4", "--depth", "2", "--epochs", "1", "--steps-per-epoch", "1",
+            "--patch", "32", "--batch", "2")  # fmt: skip
+    assert r.code == 0, r.err
+    assert load_model(model).config.scheme_options == {"input_image": "neighbour"}
+    r = cli("train", "ne2ne", "--images", images, "--out", tmp_path / "x",
+            "--input-image", "median")  # fmt: skip
+    assert r.code != 0 and "--input-image" in r.err and not (tmp_path / "x").exists()
 
 
 def test_pickled_model_is_refused(cli, tmp_path, simulated):

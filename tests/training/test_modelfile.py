@@ -153,6 +153,18 @@ def test_unknown_architecture(tmp_path):
         load_model(path)
 
 
+def test_scheme_options_round_trip_and_default(tmp_path):
+    config = _model_config()
+    config.scheme_options = {"input_image": "cell-mean"}
+    path = save_model(tmp_path / "m", _trained_looking_network(), config)
+    assert load_model(path).config.scheme_options == {"input_image": "cell-mean"}
+    _edit_config(path, lambda d: d.pop("scheme_options"))  # a file from before the field
+    assert load_model(path).config.scheme_options == {}
+    _edit_config(path, lambda d: d.update(scheme_options=["cell-mean"]))
+    with pytest.raises(InputFileError, match="scheme_options"):
+        load_model(path)
+
+
 def test_newer_format_version(tmp_path):
     path = _directory(tmp_path)
     _edit_config(path, lambda d: d.update(format_version=99))

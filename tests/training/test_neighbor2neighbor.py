@@ -10,15 +10,17 @@ from torch import nn
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
 from cryoden.nets.config import NetworkConfig
-from cryoden.nets.polyphase import merge_polyphase, split_polyphase
+from cryoden.nets.polyphase import cell_mean_polyphase, merge_polyphase, split_polyphase
 from cryoden.nets.registry import build_network
 from cryoden.training.data import SingleDataset, sample_patches
 from cryoden.training.diagnostics import high_frequency_power_ratio
 from cryoden.training.loop import TrainConfig, train
 from cryoden.training.modelfile import load_model
 from cryoden.training.neighbor2neighbor import (
+    INPUT_IMAGES,
     NEIGHBOUR_PAIRS,
     Neighbor2Neighbor,
+    cell_mean_subsample,
     draw_neighbour_pairs,
     fit_output_affine,
     mirrored_positions,
@@ -99,13 +101,41 @@ def test_too_small_images_raise():
 # --- the loss ----------------------------------------------------------------------------
 
 
-def test_regulariser_vanishes_for_the_identity():
-    scheme = Neighbor2Neighbor(reference="full")
+@pytest.mark.parametrize("input_image", INPUT_IMAGES)
+def test_regulariser_vanishes_for_the_identity(input_image):
+    scheme = Neighbor2Neighbor(reference="full", input_image=input_image)
     batch = torch.randn(4, 1, 16, 16)
     reconstruction, regulariser = scheme.terms(nn.Identity(), batch, generator=gen(4))
-    g1, g2 = neighbour_subsample(batch, generator=gen(4))
+    g1, g2 = neighbour_subsample(batch, generator=gen(4), input_image=input_image)
     assert regulariser.item() == 0.0
     assert reconstruction.item() == pytest.approx((g1 - g2).square().mean().item())
+
+
+def test_cell_mean_input_is_blind_to_the_target_pixel():
+    """The cell-mean input at every cell does not depend on the pixel its target g2 takes, so
+    g2's noise is independent of the network's input, as Noise2Noise training needs; it is the
+    mean of the cell's three other pixels."""
+    batch = torch.randn(2, 1, 8, 8, requires_grad=True)
+    k1, k2 = draw_neighbour_pairs(tuple(batch.shape), generator=gen(3))
+    g1 = cell_mean_subsample(batch, k2)
+    g1.sum().backward()  # each pixel's weight in the input: 0 for targets, 1/3 for the rest
+    targets = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    for b in range(2):
+        for cy in range(4):
+            for cx in range(4):
+                k = int(k2[b, 0, cy, cx])
+                targets[b, 0, 2 * cy + k // 2, 2 * cx + k % 2] = True
+    assert torch.equal(subsample(targets.float(), k2), torch.ones(2, 1, 4, 4))
+    assert (batch.grad[targets] == 0).all()
+    torch.testing.assert_close(batch.grad[~targets], torch.full((96,), 1 / 3))
+    batch = batch.detach()
+    cell = batch[0, 0, :2, :2].flatten()
+    expected = (cell.sum() - cell[int(k2[0, 0, 0, 0])]) / 3
+    assert g1[0, 0, 0, 0].item() == pytest.approx(expected.item(), rel=1e-6)
+    # and its noise variance is a third of a pixel's
+    noise = torch.randn(64, 1, 32, 32, generator=gen(5))
+    k1, k2 = draw_neighbour_pairs(tuple(noise.shape), generator=gen(6))
+    assert cell_mean_subsample(noise, k2).var().item() == pytest.approx(1 / 3, rel=0.03)
 
 
 def test_regulariser_of_a_pixelwise_network_measures_its_distance_from_the_identity():
@@ -113,7 +143,7 @@ def test_regulariser_of_a_pixelwise_network_measures_its_distance_from_the_ident
     mean((f(g2) - g2)**2): it penalises what the network changes, not the neighbours' gap."""
     torch.manual_seed(5)
     network = nn.Conv2d(1, 1, 1)
-    scheme = Neighbor2Neighbor(reference="full")
+    scheme = Neighbor2Neighbor(reference="full", input_image="neighbour")
     batch = torch.randn(4, 1, 16, 16)
     with torch.no_grad():
         _, regulariser = scheme.terms(network, batch, generator=gen(6))
@@ -122,14 +152,20 @@ def test_regulariser_of_a_pixelwise_network_measures_its_distance_from_the_ident
     assert regulariser.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_polyphase_reference_is_the_merged_sub_image_prediction():
+@pytest.mark.parametrize("input_image", INPUT_IMAGES)
+def test_polyphase_reference_is_the_merged_sub_image_prediction(input_image):
     """With the default reference, g1(f(y)) - g2(f(y)) uses f applied as inference does:
-    to the four sub-images, merged (for the identity: the half-band filtered patch)."""
+    to the four sub-images (or, for the cell-mean input, their cell means), merged; for the
+    identity, the half-band filtered patch (of the cell means)."""
     batch = torch.randn(4, 1, 16, 16)
-    _, regulariser = Neighbor2Neighbor().terms(nn.Identity(), batch, generator=gen(4))
-    g1, g2 = neighbour_subsample(batch, generator=gen(4))
-    reference = merge_polyphase(split_polyphase(batch), (16, 16))
-    r1, r2 = neighbour_subsample(reference, generator=gen(4))
+    scheme = Neighbor2Neighbor(input_image=input_image)
+    _, regulariser = scheme.terms(nn.Identity(), batch, generator=gen(4))
+    g1, g2 = neighbour_subsample(batch, generator=gen(4), input_image=input_image)
+    quarters = split_polyphase(batch)
+    if input_image == "cell-mean":
+        quarters = cell_mean_polyphase(quarters)
+    reference = merge_polyphase(quarters, (16, 16))
+    r1, r2 = neighbour_subsample(reference, generator=gen(4), input_image=input_image)
     expected = (g1 - g2 - (r1 - r2)).square().mean()
     assert regulariser.item() == pytest.approx(expected.item(), rel=1e-5)
     assert regulariser.item() > 0.0
@@ -186,6 +222,10 @@ def test_bad_parameters_raise():
         Neighbor2Neighbor(loss="huber")
     with pytest.raises(ParameterError, match="reference"):
         Neighbor2Neighbor(reference="half")
+    with pytest.raises(ParameterError, match="input_image"):
+        Neighbor2Neighbor(input_image="cell")
+    with pytest.raises(ParameterError, match="mirrored"):
+        Neighbor2Neighbor(reference="mirrored")  # the default input is the cell mean
 
 
 def test_registered_and_follows_the_protocol():
@@ -193,6 +233,7 @@ def test_registered_and_follows_the_protocol():
     scheme = make_scheme("nb2nb", loss="l1")
     assert isinstance(scheme, Scheme)
     assert (scheme.name, scheme.channels, scheme.loss_kind, scheme.gamma) == ("nb2nb", 1, "l1", 2.0)
+    assert scheme.scheme_options() == {"input_image": "cell-mean"}
 
 
 # --- training ----------------------------------------------------------------------------
@@ -280,11 +321,42 @@ def test_train_loop_model_file_and_denoiser(noisy_shapes, tmp_path):
     assert np.isfinite(result.train_losses).all()
     model = load_model(out)
     assert model.config.scheme == "nb2nb"
+    assert model.config.scheme_options == {"input_image": "cell-mean"}
     calibration = model.config.training["output_calibration"]
     assert np.isfinite([calibration["scale"], calibration["offset"]]).all()
     denoised = Denoiser(model, device="cpu", threads=1)(noisy[-1])
     assert denoised.shape == noisy[-1].shape and denoised.dtype == np.float32
     assert np.isfinite(denoised).all()
+
+
+@pytest.mark.parametrize("input_image", INPUT_IMAGES)
+def test_denoiser_shows_the_network_what_it_was_trained_on(noisy_shapes, tmp_path, input_image):
+    """The model file records the input image; the denoiser's polyphase prediction feeds the
+    network the sub-images' cell means (cell-mean) or the sub-images (neighbour), then merges.
+    A model file without the record (older files) is applied the paper's way."""
+    _, noisy = noisy_shapes
+    config = TrainConfig(
+        epochs=1, steps_per_epoch=2, patch=32, batch_size=4, validation_patches=4, seed=3
+    )
+    out = tmp_path / "model.safetensors"
+    scheme = Neighbor2Neighbor(input_image=input_image)
+    train(scheme, TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out)
+    model = load_model(out)
+    assert model.config.scheme_options == {"input_image": input_image}
+    denoiser = Denoiser(model, device="cpu", precision="fp32", backend="torch", threads=1)
+    assert denoiser.polyphase and denoiser.polyphase_input == input_image
+    tiles = torch.randn(2, 1, 32, 32, generator=gen(8))
+    quarters = split_polyphase(tiles)
+    if input_image == "cell-mean":
+        quarters = cell_mean_polyphase(quarters)
+    with torch.no_grad():
+        expected = merge_polyphase(model.network.float()(quarters), (32, 32))
+    torch.testing.assert_close(denoiser.predict_polyphase(tiles), expected, rtol=1e-5, atol=1e-5)
+    model.config.scheme_options = {}
+    assert Denoiser(model, device="cpu", threads=1).polyphase_input == "neighbour"
+    model.config.scheme_options = {"input_image": "cell"}
+    with pytest.raises(ParameterError, match="input_image"):
+        Denoiser(model, device="cpu", threads=1)
 
 
 def test_mirrored_pairs_share_the_direction_and_no_pixel():
@@ -311,7 +383,7 @@ def test_mirrored_reference_does_not_see_the_pair():
     for k in (int(k1[0, 0, cy, cx]), int(k2[0, 0, cy, cx])):
         changed[0, 0, 2 * cy + k // 2, 2 * cx + k % 2] += 25.0
     for reference, unchanged in (("mirrored", True), ("polyphase", False)):
-        scheme = Neighbor2Neighbor(reference=reference)
+        scheme = Neighbor2Neighbor(reference=reference, input_image="neighbour")
         before = scheme.expected_difference(network, batch, k1, k2)
         after = scheme.expected_difference(network, changed, k1, k2)
         assert before.shape == (1, 1, 16, 16)
@@ -331,6 +403,11 @@ def test_output_fit_is_the_least_squares_slope_of_the_neighbour():
         identity.bias.zero_()
     a, c = fit_output_affine(identity, patches, generator=torch.Generator().manual_seed(1))
     assert a == pytest.approx(0.5, abs=0.05) and abs(c) < 0.05
+    # the cell-mean input carries a third of the noise: a ≈ 1 / (1 + 1/3)
+    a, c = fit_output_affine(
+        identity, patches, generator=torch.Generator().manual_seed(1), input_image="cell-mean"
+    )
+    assert a == pytest.approx(0.75, abs=0.05) and abs(c) < 0.05
 
 
 def test_scale_output_folds_an_affine_map_into_the_last_layer():

@@ -31,6 +31,7 @@ from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.defaults import default_network
 from cryoden.training.loop import TrainConfig, train
 from cryoden.training.modelfile import load_model
+from cryoden.training.neighbor2neighbor import INPUT_IMAGES, Neighbor2Neighbor
 from cryoden.training.noise2void import n2v2_network_config
 
 logger = logging.getLogger("cryoden.cli.train")
@@ -62,7 +63,7 @@ def _network_config(
 
 
 def _run(
-    scheme: str,
+    scheme: str | Neighbor2Neighbor,
     dataset: Any,
     network: NetworkConfig,
     options: dict[str, Any],
@@ -90,13 +91,14 @@ def _run(
         threads=options["threads"],
         early_stopping_patience=options["patience"],
     )
-    with progress_bar(f"train {scheme}", total=config.epochs * config.steps_per_epoch) as progress:
+    name = scheme if isinstance(scheme, str) else scheme.name
+    with progress_bar(f"train {name}", total=config.epochs * config.steps_per_epoch) as progress:
         result = train(
             scheme, network, dataset, None, config,
             out=out, resume=options["resume"], progress=progress, data_summary=summary,
             device=options["device"], initial_weights=initial,
         )  # fmt: skip
-    record = provenance(f"train {scheme}", {**options, "network": network.to_dict()})
+    record = provenance(f"train {name}", {**options, "network": network.to_dict()})
     record["result"] = {
         "stopped": result.stopped,
         "best_epoch": result.best_epoch,
@@ -215,14 +217,24 @@ def ne2ne(
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
     init: Path = INIT,
+    input_image: str = typer.Option(
+        "cell-mean", "--input-image",
+        help="What the network sees of each 2x2 cell: cell-mean (the mean of the three pixels "
+        "other than the target's; default) or neighbour (one pixel, Huang et al. 2021).",
+    ),
 ) -> None:  # fmt: skip
     """Neighbor2Neighbor: sub-sampled neighbour pairs from single noisy images."""
+    if input_image not in INPUT_IMAGES:
+        raise ParameterError(
+            f"--input-image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}"
+        )
     network = _network_config("nb2nb", arch, kernel, base_channels, depth, space_to_depth)
     arrays, names = read_images(images)
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, init=init, images=images,
+        device=device, init=init, images=images, input_image=input_image,
     )  # fmt: skip
     summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
-    _run("nb2nb", SingleDataset(arrays, sources=names), network, options, summary)
+    scheme = Neighbor2Neighbor(loss=loss, input_image=input_image)
+    _run(scheme, SingleDataset(arrays, sources=names), network, options, summary)

@@ -28,8 +28,14 @@ from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device
-from cryoden.nets.polyphase import merge_polyphase, polyphase_radius, split_polyphase
+from cryoden.nets.polyphase import (
+    cell_mean_polyphase,
+    merge_polyphase,
+    polyphase_radius,
+    split_polyphase,
+)
 from cryoden.training.modelfile import LoadedModel
+from cryoden.training.neighbor2neighbor import INPUT_IMAGES
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +123,11 @@ class Denoiser:
         Denoise the four 2×2 polyphase sub-images at half size and merge them (see
         :mod:`cryoden.nets.polyphase`). ``None`` (the default) does so for
         Neighbor2Neighbor models, which learned on half-size sub-sampled images, and not for
-        others; ``True`` or ``False`` force it.
+        others; ``True`` or ``False`` force it. The network sees each sub-image as the model
+        file's ``scheme_options`` say: for Neighbor2Neighbor's ``input_image`` ``"cell-mean"``,
+        the mean of the other three sub-images
+        (:func:`~cryoden.nets.polyphase.cell_mean_polyphase`), as in training; otherwise
+        the sub-image itself.
 
     backend
         ``"auto"`` (default): ONNX Runtime for float32 inference on the CPU when the optional
@@ -197,6 +207,12 @@ class Denoiser:
         if polyphase is None:
             polyphase = model.config.scheme in POLYPHASE_SCHEMES
         self.polyphase = bool(polyphase)
+        self.polyphase_input = str(model.config.scheme_options.get("input_image", "neighbour"))
+        if self.polyphase_input not in INPUT_IMAGES:
+            raise ParameterError(
+                f"model {model.path}: unknown input_image {self.polyphase_input!r} "
+                f"(this cryoden knows {', '.join(INPUT_IMAGES)})"
+            )
         logger.info(
             "denoiser on %s (%s, %s%s)",
             self.device,
@@ -296,10 +312,14 @@ class Denoiser:
         (:func:`~cryoden.nets.polyphase.merge_polyphase`: band-limited average, no grid).
 
         For models trained on half-size sub-sampled images (Neighbor2Neighbor), this shows the
-        network images at the scale it learned.
+        network images at the scale it learned; with the cell-mean input, each sub-image is
+        predicted from the mean of the other three (see the class docstring).
         """
         shape = (int(tiles.shape[-2]), int(tiles.shape[-1]))
-        out = self.predict_normalized(split_polyphase(tiles))
+        quarters = split_polyphase(tiles)
+        if self.polyphase_input == "cell-mean":
+            quarters = cell_mean_polyphase(quarters)
+        out = self.predict_normalized(quarters)
         return merge_polyphase(out, shape)
 
     def _tile_function(self, image: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -64,6 +64,29 @@ def split_polyphase(images: torch.Tensor) -> torch.Tensor:
     return quarters.reshape(b * 4, 1, *quarters.shape[-2:])
 
 
+def cell_mean_polyphase(quarters: torch.Tensor) -> torch.Tensor:
+    """For each sub-image of :func:`split_polyphase`, the mean of its cell's three other ones.
+
+    ``(4 B, 1, h, w)`` -> ``(4 B, 1, h, w)``: entry ``4 b + k`` is the mean of sub-images
+    ``4 b + j``, ``j != k``, i.e. at each 2×2 cell the mean of the three pixels other than the
+    one at position ``k`` (the first cell of ``x`` below holds 0, 1, 4 and 5). Its noise is independent of position ``k``'s, with a third of the
+    variance of one pixel's (white noise). Neighbor2Neighbor models trained with the cell-mean
+    input (:class:`cryoden.training.neighbor2neighbor.Neighbor2Neighbor`) predict position
+    ``k``'s sub-image from it.
+
+    Examples
+    --------
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> [round(v, 3) for v in cell_mean_polyphase(split_polyphase(x))[:, 0, 0, 0].tolist()]
+    [3.333, 3.0, 2.0, 1.667]
+    """
+    b4 = quarters.shape[0]
+    if b4 % 4:
+        raise ValueError(f"expected a multiple of 4 sub-images, got {b4}")
+    cells = quarters.reshape(b4 // 4, 4, *quarters.shape[1:])
+    return ((cells.sum(dim=1, keepdim=True) - cells) / 3.0).reshape(quarters.shape)
+
+
 def merge_polyphase(
     quarters: torch.Tensor, shape: tuple[int, int], *, smooth: bool = True
 ) -> torch.Tensor:
@@ -107,6 +130,7 @@ def polyphase_radius(network_radius: int, radius: int = HALFBAND_RADIUS) -> int:
 
 __all__ = [
     "HALFBAND_RADIUS",
+    "cell_mean_polyphase",
     "halfband_filter",
     "halfband_taps",
     "merge_polyphase",

@@ -526,6 +526,9 @@ def train(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(out)
     dev = torch.device(device) if device is not None else default_device()
     identity = {"scheme": scheme.name, "network": network_config.to_dict()}
+    options_of = getattr(scheme, "scheme_options", None)
+    if options_of is not None:  # a checkpoint resumes only the same kind of training
+        identity["scheme_options"] = dict(options_of())
     if data_summary:
         summary["data"] = data_summary
 
@@ -603,6 +606,7 @@ def _run(
         else:
             logger.warning("no checkpoint in %s: starting a new run", ckpt_dir)
 
+    scheme_options = dict(identity.get("scheme_options", {}))
     total_steps = config.epochs * config.steps_per_epoch
     deadline = None if config.max_minutes is None else 60.0 * config.max_minutes
 
@@ -623,8 +627,9 @@ def _run(
             }
         )
         return ModelConfig(
-            network=network_config, normalization=spec, scheme=scheme.name, training=training
-        )
+            network=network_config, normalization=spec, scheme=scheme.name, training=training,
+            scheme_options=scheme_options,
+        )  # fmt: skip
 
     best_network = build_network(network_config)
     if state.epoch >= config.epochs:

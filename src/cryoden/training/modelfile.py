@@ -53,6 +53,10 @@ class ModelConfig:
     training
         Summary of the training: data (number of images, shapes, sources), epochs, final and
         best losses, the training configuration. Free-form JSON.
+    scheme_options
+        The scheme's settings that decide how the model is applied (JSON object; e.g.
+        Neighbor2Neighbor's ``{"input_image": "cell-mean"}``). Empty for schemes without any,
+        and in files written before the field existed (read as the scheme's original form).
     cryoden_version
         The version that wrote the file.
     format_version
@@ -63,6 +67,7 @@ class ModelConfig:
     normalization: NormalizationSpec = field(default_factory=NormalizationSpec)
     scheme: str = "n2n"
     training: dict[str, Any] = field(default_factory=dict)
+    scheme_options: dict[str, Any] = field(default_factory=dict)
     cryoden_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -74,6 +79,7 @@ class ModelConfig:
             "network": self.network.to_dict(),
             "normalization": self.normalization.to_dict(),
             "scheme": self.scheme,
+            "scheme_options": self.scheme_options,
             "training": self.training,
         }
 
@@ -98,10 +104,14 @@ class ModelConfig:
             raise ParameterError("the model config's training summary must be a JSON object")
         if not isinstance(data["scheme"], str):
             raise ParameterError("the model config's scheme must be a string")
+        scheme_options = data.get("scheme_options", {})
+        if not isinstance(scheme_options, dict):
+            raise ParameterError("the model config's scheme_options must be a JSON object")
         return cls(
             network=NetworkConfig.from_dict(data["network"]),
             normalization=NormalizationSpec.from_dict(data.get("normalization", {})),
             scheme=data["scheme"],
+            scheme_options=scheme_options,
             training=training,
             cryoden_version=str(data.get("cryoden_version", "unknown")),
             format_version=version,

@@ -25,6 +25,11 @@ Protocol
     (:func:`cryoden.nets.blocks.scale_output`). Neighbor2Neighbor uses it to remove the excess
     strength of its outputs.
 
+``scheme_options() -> dict`` (optional)
+    Settings that decide how the trained model is applied, recorded in the model file
+    (:attr:`cryoden.training.modelfile.ModelConfig.scheme_options`) and in the checkpoint's
+    identity. Neighbor2Neighbor records its ``input_image``.
+
 Scheme classes are built as ``cls(loss="l2")`` (keyword ``loss``: ``"l2"`` or ``"l1"``) by
 :func:`make_scheme`.
 """
