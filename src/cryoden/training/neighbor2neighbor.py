@@ -21,13 +21,14 @@ Neighbor2Neighbor models to the four 2×2 polyphase sub-images of an image and m
 Input image. In the paper ``g1`` is one pixel per cell (``input_image="neighbour"``), so each
 sub-image is denoised from a quarter of the image's pixels and must smooth more than a
 full-resolution denoiser: on cryo-EM images at SNR 0.1 that lost mid-frequency detail (held-out
-PSNR 27.2 dB against 28.3 dB for Noise2Void at seed 1). ``g2``'s noise is independent of *every*
-other pixel, so cryoden's default (``input_image="cell-mean"``) gives the network the mean of the
+PSNR 27.2 dB against 28.3 dB for Noise2Void at seed 1). With pixel-independent noise (which the
+neighbour pair assumes too) ``g2``'s noise is independent of *every* other pixel, so cryoden's
+default (``input_image="cell-mean"``) gives the network the mean of the
 cell's three pixels other than ``g2``'s (a third of the noise variance) and, at inference, the
 mean of the other three sub-images for each sub-image
 (:func:`cryoden.nets.polyphase.cell_mean_polyphase`): the same kind of input as in training, and
-every output pixel uses three quarters of the pixels (28.6 / 28.2 dB at seeds 0 / 1, README). The
-pair, the regulariser and the inference otherwise stay the paper's.
+every output pixel uses three quarters of the pixels (28.6 / 28.3 dB at seeds 0 / 1, README). The
+target ``g2``, the regulariser and the polyphase inference are unchanged.
 """
 
 from __future__ import annotations
