@@ -329,19 +329,22 @@ def test_train_loop_model_file_and_denoiser(noisy_shapes, tmp_path):
     assert np.isfinite(denoised).all()
 
 
+def _train_two_steps(noisy: np.ndarray, tmp_path, scheme: Neighbor2Neighbor):
+    """Train ``TINY`` for two steps on four of the images (the fifth validates); the model."""
+    config = TrainConfig(
+        epochs=1, steps_per_epoch=2, patch=32, batch_size=4, validation_patches=4, seed=3
+    )
+    out = tmp_path / "model.safetensors"
+    train(scheme, TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out)
+    return load_model(out)
+
+
 @pytest.mark.parametrize("input_image", INPUT_IMAGES)
 def test_denoiser_shows_the_network_what_it_was_trained_on(noisy_shapes, tmp_path, input_image):
     """The model file records the input image; the denoiser's polyphase prediction feeds the
     network the sub-images' cell means (cell-mean) or the sub-images (neighbour), then merges.
     A model file without the record (older files) is applied the paper's way."""
-    _, noisy = noisy_shapes
-    config = TrainConfig(
-        epochs=1, steps_per_epoch=2, patch=32, batch_size=4, validation_patches=4, seed=3
-    )
-    out = tmp_path / "model.safetensors"
-    scheme = Neighbor2Neighbor(input_image=input_image)
-    train(scheme, TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out)
-    model = load_model(out)
+    model = _train_two_steps(noisy_shapes[1], tmp_path, Neighbor2Neighbor(input_image=input_image))
     assert model.config.scheme_options == {"input_image": input_image}
     denoiser = Denoiser(model, device="cpu", precision="fp32", backend="torch", threads=1)
     assert denoiser.polyphase and denoiser.polyphase_input == input_image
@@ -425,11 +428,5 @@ def test_scale_output_folds_an_affine_map_into_the_last_layer():
 
 
 def test_calibration_can_be_switched_off(noisy_shapes, tmp_path):
-    _, noisy = noisy_shapes
-    config = TrainConfig(
-        epochs=1, steps_per_epoch=2, patch=32, batch_size=4, validation_patches=4, seed=3
-    )
-    out = tmp_path / "plain.safetensors"
-    scheme = Neighbor2Neighbor(calibrate=False)
-    train(scheme, TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out)
-    assert "output_calibration" not in load_model(out).config.training
+    model = _train_two_steps(noisy_shapes[1], tmp_path, Neighbor2Neighbor(calibrate=False))
+    assert "output_calibration" not in model.config.training
