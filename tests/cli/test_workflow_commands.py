@@ -167,6 +167,8 @@ def test_ne2ne_input_image_option(cli, tmp_path, simulated):
             "--patch", "32", "--batch", "2")  # fmt: skip
     assert r.code == 0, r.err
     assert load_model(model).config.scheme_options == {"input_image": "neighbour"}
+    r = cli("models", "info", model)
+    assert r.code == 0 and "nb2nb, input_image=neighbour" in r.out
     r = cli("train", "ne2ne", "--images", images, "--out", tmp_path / "x",
             "--input-image", "median")  # fmt: skip
     assert r.code != 0 and "--input-image" in r.err and not (tmp_path / "x").exists()

@@ -33,7 +33,8 @@ def command(
         f"architecture:    {net['arch']} ("
         + ", ".join(f"{k}={v}" for k, v in net.items() if k != "arch")
         + ")",
-        f"scheme:          {info['scheme']}",
+        f"scheme:          {info['scheme']}"
+        + "".join(f", {k}={v}" for k, v in info.get("scheme_options", {}).items()),
         f"parameters:      {info['parameters']:,}",
         f"FLOPs per pixel: {info['flops_per_pixel']:,.0f} "
         f"({info['flops_per_pixel'] * 4096**2 / 1e12:.2f} TFLOP for a 4096² micrograph)",
