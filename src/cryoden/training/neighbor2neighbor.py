@@ -265,7 +265,7 @@ class Neighbor2Neighbor:
         (least-squares slope of the clean image on the output 0.89-0.92, against 0.99-1.01 for
         Noise2Void); the refit measured ``a`` = 0.89 and +0.39 dB on the held-out check at seed
         1 (0.97 and -0.02 dB at seed 0, where the output was nearly unbiased). With the
-        cell-mean input the fitted scale is 0.99-1.0.
+        cell-mean input the fitted scale is 0.98-1.0.
     input_image
         What the network sees of each 2 x 2 cell (the target ``g2`` is always one pixel):
         ``"cell-mean"`` (default), the mean of the cell's three pixels other than ``g2``'s
