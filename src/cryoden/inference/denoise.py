@@ -28,14 +28,9 @@ from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device
-from cryoden.nets.polyphase import (
-    cell_mean_polyphase,
-    merge_polyphase,
-    polyphase_radius,
-    split_polyphase,
-)
+from cryoden.nets.polyphase import merge_polyphase, polyphase_radius, split_polyphase
 from cryoden.training.modelfile import LoadedModel
-from cryoden.training.neighbor2neighbor import INPUT_IMAGES
+from cryoden.training.neighbor2neighbor import INPUT_IMAGES, polyphase_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -316,9 +311,7 @@ class Denoiser:
         predicted from the mean of the other three (see the class docstring).
         """
         shape = (int(tiles.shape[-2]), int(tiles.shape[-1]))
-        quarters = split_polyphase(tiles)
-        if self.polyphase_input == "cell-mean":
-            quarters = cell_mean_polyphase(quarters)
+        quarters = polyphase_inputs(split_polyphase(tiles), self.polyphase_input)
         out = self.predict_normalized(quarters)
         return merge_polyphase(out, shape)
 

@@ -129,8 +129,12 @@ def subsample(images: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         ``(B, C, H // 2, W // 2)``, differentiable with respect to ``images``.
     """
-    cells = _cells(images)
-    index = positions.to(images.device).unsqueeze(-1).expand(*cells.shape[:-1], 1)
+    return _pick(_cells(images), positions)
+
+
+def _pick(cells: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``(B, C, h, w, 4)`` cells, ``(B, 1, h, w)`` positions -> ``(B, C, h, w)``."""
+    index = positions.to(cells.device).unsqueeze(-1).expand(*cells.shape[:-1], 1)
     return cells.gather(-1, index).squeeze(-1)
 
 
@@ -152,9 +156,7 @@ def cell_mean_subsample(images: torch.Tensor, excluded: torch.Tensor) -> torch.T
         noise, its noise is independent of theirs and has a third of one pixel's variance).
     """
     cells = _cells(images)
-    index = excluded.to(images.device).unsqueeze(-1).expand(*cells.shape[:-1], 1)
-    own = cells.gather(-1, index).squeeze(-1)
-    return (cells.sum(dim=-1) - own) / 3.0
+    return (cells.sum(dim=-1) - _pick(cells, excluded)) / 3.0
 
 
 def input_subsample(
@@ -165,6 +167,16 @@ def input_subsample(
     if input_image == "neighbour":
         return subsample(images, k1)
     return cell_mean_subsample(images, k2)
+
+
+def polyphase_inputs(quarters: torch.Tensor, input_image: str) -> torch.Tensor:
+    """The network's inputs for the four sub-images of :func:`split_polyphase`, as it was
+    trained: the sub-images themselves (``"neighbour"``) or their cell means (``"cell-mean"``,
+    :func:`cryoden.nets.polyphase.cell_mean_polyphase`). Used by the regulariser's reference
+    and by :class:`cryoden.inference.Denoiser`."""
+    if input_image == "neighbour":
+        return quarters
+    return cell_mean_polyphase(quarters)
 
 
 def mirrored_positions(k1: torch.Tensor, k2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,13 +331,6 @@ class Neighbor2Neighbor:
         """What the model file records so that the denoiser applies the model as trained."""
         return {"input_image": self.input_image}
 
-    def polyphase_inputs(self, quarters: torch.Tensor) -> torch.Tensor:
-        """The network's inputs for the four sub-images of :func:`split_polyphase`: the
-        sub-images themselves (``"neighbour"``) or their cell means (``"cell-mean"``)."""
-        if self.input_image == "neighbour":
-            return quarters
-        return cell_mean_polyphase(quarters)
-
     def terms(
         self, network: nn.Module, batch: torch.Tensor, *, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -375,12 +380,10 @@ class Neighbor2Neighbor:
                 # (4B, 1, h, w) -> (B, 1, h, w, 4): the four sub-image outputs of each cell
                 b, h2, w2 = int(batch.shape[0]), int(k1.shape[-2]), int(k1.shape[-1])
                 cells = quarters[..., :h2, :w2].reshape(b, 4, 1, h2, w2).permute(0, 2, 3, 4, 1)
-                first = cells.gather(-1, m1.unsqueeze(-1)).squeeze(-1)
-                second = cells.gather(-1, m2.unsqueeze(-1)).squeeze(-1)
-                return first - second
+                return _pick(cells, m1) - _pick(cells, m2)
             if self.reference == "polyphase":
                 shape = (int(batch.shape[-2]), int(batch.shape[-1]))
-                quarters = self.polyphase_inputs(split_polyphase(batch))
+                quarters = polyphase_inputs(split_polyphase(batch), self.input_image)
                 full = merge_polyphase(network(quarters), shape)
             else:
                 full = network(batch)
