@@ -10,7 +10,8 @@ Time budget of the ``quick`` preset (two CPU cores): 10 SNRs x 5 learned methods
 ``train_seconds`` (12 s of optimiser steps) = 600 s, plus about 1 s per learned cell for
 validation, checkpoints, model files and inference (50 s), the 7 filters with their calibration
 grids and the scoring of all 120 cells (under 15 s), simulation, figures and report (under 20 s):
-at most about 11.5 min (measured: 10 min 20 s). ``train_seconds`` is the knob: each second more or less moves the total by 50 s.
+at most about 11.5 min (measured: 10 min 20-25 s). ``train_seconds`` is the knob: each second
+more or less moves the total by 50 s.
 
 Why warm starts, 48 training pairs, 8 validation pairs and a learning rate of 1e-3: with 24 pairs
 at 2e-3 and every cell trained from random weights, Noise2Noise's PSNR stalled at the top SNRs
@@ -164,8 +165,8 @@ class StudyConfig:
         A warm-started cell fine-tunes at ``learning_rate`` times this. Restarting the cosine
         schedule at the full rate partly undid the previous SNR's training: the study's
         no-skip networks then bounced around a plateau (21.93 then 21.86 dB between two SNRs);
-        at 0.3 both rose at every step in two quick-study runs (last: 19.02 to 22.10 and
-        18.19 to 21.99 dB).
+        at 0.3 both rose at every step in three quick-study runs (last: 18.93 to 22.11 and
+        18.16 to 21.99 dB).
     shared_noise
         Draw each image's noise at every SNR from one random stream (common random numbers:
         the noise of an image at two SNRs differs only in scale), so differences between SNR
