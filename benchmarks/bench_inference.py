@@ -40,10 +40,10 @@ import torch
 
 from cryoden.inference.denoise import Denoiser
 from cryoden.io import write_mrc
+from cryoden.models.modelfile import ModelConfig, load_model, save_model
 from cryoden.nets.analysis import flops_per_pixel
 from cryoden.nets.registry import build_network
 from cryoden.training.defaults import default_network
-from cryoden.training.modelfile import ModelConfig, load_model, save_model
 
 #: A small Python process that runs a command and prints the command's peak RSS (KiB). Linux
 #: counts a process's memory before ``exec`` into its peak (``ru_maxrss``), so a command started

@@ -29,12 +29,12 @@ import torch
 from cryoden.filters import gaussian_filter, lowpass
 from cryoden.inference.denoise import Denoiser
 from cryoden.metrics import psnr
+from cryoden.models.modelfile import load_model
 from cryoden.nets.config import NetworkConfig
 from cryoden.simulation.datasets import simulate_images
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.defaults import default_network
 from cryoden.training.loop import TrainConfig, train
-from cryoden.training.modelfile import load_model
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ METHODS = {
     "n2n-seed4": ("n2n", NetworkConfig(arch="seed4"), True),
     "n2v": ("n2v", default_network("n2v"), False),
     "n2v2": ("n2v2", NetworkConfig(arch="unet", blurpool=True, top_skip=False), False),
-    "ne2ne": ("nb2nb", default_network("nb2nb"), False),
+    "ne2ne": ("ne2ne", default_network("ne2ne"), False),
 }
 
 
@@ -75,7 +75,7 @@ def oracle(clean, noisy, name, values, apply):
 def high_frequency_ratio(clean: list[np.ndarray], images: list[np.ndarray]) -> float:
     """Mean over the test images of the excess power at the highest frequencies (0.9-1 Nyquist
     and the Nyquist lines) relative to the clean image; a grid or checkerboard shows above 1."""
-    from cryoden.training.diagnostics import high_frequency_power_ratio
+    from cryoden.metrics.high_frequency import high_frequency_power_ratio
 
     return float(np.mean([high_frequency_power_ratio(x, c) for x, c in zip(images, clean)]))
 
@@ -181,7 +181,7 @@ def main() -> None:
             }
             config = TrainConfig(epochs=10_000, max_minutes=args.minutes, seed=args.seed,
                                  early_stopping_patience=None, **extra)  # fmt: skip
-            if scheme == "nb2nb" and (args.gamma is not None or args.reference or args.input_image):
+            if scheme == "ne2ne" and (args.gamma is not None or args.reference or args.input_image):
                 scheme = Neighbor2Neighbor(
                     **({"gamma": args.gamma} if args.gamma is not None else {}),
                     **({"reference": args.reference} if args.reference else {}),

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cryoden.io import read_mrc
-from cryoden.training.modelfile import load_model
+from cryoden.models.modelfile import load_model
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +168,7 @@ def test_ne2ne_input_image_option(cli, tmp_path, simulated):
     assert r.code == 0, r.err
     assert load_model(model).config.scheme_options == {"input_image": "neighbour"}
     r = cli("models", "info", model)
-    assert r.code == 0 and "nb2nb, input_image=neighbour" in r.out
+    assert r.code == 0 and "ne2ne, input_image=neighbour" in r.out
     r = cli("train", "ne2ne", "--images", images, "--out", tmp_path / "x",
             "--input-image", "median")  # fmt: skip
     assert r.code != 0 and "--input-image" in r.err and not (tmp_path / "x").exists()

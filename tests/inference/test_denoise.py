@@ -9,9 +9,9 @@ from torch import nn
 
 from cryoden.errors import ParameterError
 from cryoden.inference import Denoiser, default_device
+from cryoden.models.modelfile import LoadedModel, ModelConfig, load_model, save_model
 from cryoden.nets import NetworkConfig, build_network
 from cryoden.nets.polyphase import halfband_taps
-from cryoden.training.modelfile import LoadedModel, ModelConfig, load_model, save_model
 
 
 def _model(residual_identity: bool = False) -> LoadedModel:
@@ -125,7 +125,7 @@ def test_polyphase_inference_for_neighbor2neighbor_models(rng):
     identity = _model(residual_identity=True)
     ne2ne = LoadedModel(
         network=identity.network,
-        config=ModelConfig(network=identity.config.network, scheme="nb2nb"),
+        config=ModelConfig(network=identity.config.network, scheme="ne2ne"),
         path="memory",
     )
     denoiser = Denoiser(ne2ne, device="cpu", precision="fp32")

@@ -13,7 +13,7 @@ def test_noise2noise_defaults_to_the_space_to_depth_unet():
 
 
 def test_single_image_schemes_keep_the_plain_unet():
-    for scheme in ("n2v", "n2v2", "nb2nb"):
+    for scheme in ("n2v", "n2v2", "ne2ne"):
         assert default_network(scheme) == NetworkConfig(arch="unet")
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from cryoden.errors import ParameterError
+from cryoden.models.modelfile import load_model
 from cryoden.nets import NetworkConfig
 from cryoden.nets.registry import build_network
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.loop import TrainConfig, default_checkpoint_dir, train
-from cryoden.training.modelfile import load_model
 
 from .helpers import blob_images, noisy_pairs
 

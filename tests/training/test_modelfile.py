@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 from cryoden.errors import InputFileError
+from cryoden.models.modelfile import ModelConfig, load_model, save_model
+from cryoden.models.normalization import NormalizationSpec
 from cryoden.nets import NetworkConfig, build_network
-from cryoden.training.modelfile import ModelConfig, load_model, save_model
-from cryoden.training.normalization import NormalizationSpec
 
 CONFIG = NetworkConfig(depth=2, base_channels=4, blurpool=True, top_skip=False)
 
@@ -217,7 +217,7 @@ def test_saving_is_atomic_overwrite(tmp_path):
 
 def test_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
     """A valid safetensors file whose 8-byte header length begins with byte 0x80 loads."""
-    from cryoden.training.modelfile import check_safetensors
+    from cryoden.models.modelfile import check_safetensors
 
     for pad in range(300):
         path = tmp_path / f"t{pad}.safetensors"

@@ -9,13 +9,13 @@ from torch import nn
 
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
+from cryoden.metrics.high_frequency import high_frequency_power_ratio
+from cryoden.models.modelfile import load_model
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.polyphase import cell_mean_polyphase, merge_polyphase, split_polyphase
 from cryoden.nets.registry import build_network
 from cryoden.training.data import SingleDataset, sample_patches
-from cryoden.training.diagnostics import high_frequency_power_ratio
 from cryoden.training.loop import TrainConfig, train
-from cryoden.training.modelfile import load_model
 from cryoden.training.neighbor2neighbor import (
     INPUT_IMAGES,
     NEIGHBOUR_PAIRS,
@@ -229,10 +229,10 @@ def test_bad_parameters_raise():
 
 
 def test_registered_and_follows_the_protocol():
-    assert SCHEMES["nb2nb"] is Neighbor2Neighbor
-    scheme = make_scheme("nb2nb", loss="l1")
+    assert SCHEMES["ne2ne"] is Neighbor2Neighbor
+    scheme = make_scheme("ne2ne", loss="l1")
     assert isinstance(scheme, Scheme)
-    assert (scheme.name, scheme.channels, scheme.loss_kind, scheme.gamma) == ("nb2nb", 1, "l1", 2.0)
+    assert (scheme.name, scheme.channels, scheme.loss_kind, scheme.gamma) == ("ne2ne", 1, "l1", 2.0)
     assert scheme.scheme_options() == {"input_image": "cell-mean"}
 
 
@@ -314,13 +314,13 @@ def test_train_loop_model_file_and_denoiser(noisy_shapes, tmp_path):
     config = TrainConfig(
         epochs=1, steps_per_epoch=3, patch=32, batch_size=4, validation_patches=4, seed=3
     )
-    out = tmp_path / "nb2nb.safetensors"
+    out = tmp_path / "ne2ne.safetensors"
     result = train(
-        "nb2nb", TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out
+        "ne2ne", TINY, SingleDataset(noisy[:4]), SingleDataset(noisy[4:]), config, out=out
     )
     assert np.isfinite(result.train_losses).all()
     model = load_model(out)
-    assert model.config.scheme == "nb2nb"
+    assert model.config.scheme == "ne2ne"
     assert model.config.scheme_options == {"input_image": "cell-mean"}
     calibration = model.config.training["output_calibration"]
     assert np.isfinite([calibration["scale"], calibration["offset"]]).all()

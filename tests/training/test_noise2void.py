@@ -11,17 +11,17 @@ import torch
 
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
-from cryoden.nets.config import NetworkConfig
-from cryoden.nets.polyphase import merge_polyphase, split_polyphase
-from cryoden.nets.registry import build_network
-from cryoden.training.data import SingleDataset, sample_patches
-from cryoden.training.diagnostics import (
+from cryoden.metrics.high_frequency import (
     high_frequency_masks,
     high_frequency_power,
     high_frequency_power_ratio,
 )
+from cryoden.models.modelfile import load_model
+from cryoden.nets.config import NetworkConfig
+from cryoden.nets.polyphase import merge_polyphase, split_polyphase
+from cryoden.nets.registry import build_network
+from cryoden.training.data import SingleDataset, sample_patches
 from cryoden.training.loop import TrainConfig, train
-from cryoden.training.modelfile import load_model
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import (
     N2V2,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cryoden.errors import ParameterError
-from cryoden.training.normalization import NormalizationSpec, RobustNormalization
+from cryoden.models.normalization import NormalizationSpec, RobustNormalization
 
 
 def test_round_trip(rng):

@@ -47,15 +47,14 @@ from cryoden.filters import apply_filter
 from cryoden.inference import Denoiser
 from cryoden.io.atomic import atomic_output
 from cryoden.metrics import psnr
+from cryoden.models import LoadedModel, load_model
 from cryoden.nets import NetworkConfig
 from cryoden.noise import image_seed
 from cryoden.training import (
     ImageDataset,
-    LoadedModel,
     PairDataset,
     SingleDataset,
     TrainConfig,
-    load_model,
     train,
 )
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor

@@ -21,12 +21,12 @@ import typer
 
 from cryoden import __version__
 from cryoden.cli.common import output_paths, progress_bar, write_provenance
-from cryoden.cli.inputs import from_images
 from cryoden.errors import InputFileError
 from cryoden.inference.denoise import Denoiser
 from cryoden.io import MrcData, read_mrc, write_mrc
 from cryoden.io.mrc import probe_mrc
-from cryoden.training.modelfile import load_model
+from cryoden.io.stacks import from_images
+from cryoden.models.modelfile import load_model
 
 
 def command(

@@ -22,9 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cryoden.cli.inputs import as_images
 from cryoden.errors import InputFileError
 from cryoden.io import probe_mrc, read_mrc
+from cryoden.io.stacks import as_images
 from cryoden.metrics import cross_correlation, frc, psnr, resolution_crossing, ssim
 
 

@@ -19,10 +19,10 @@ import numpy as np
 import typer
 
 from cryoden.cli.common import output_paths, progress_bar, write_provenance
-from cryoden.cli.inputs import as_images, from_images
 from cryoden.errors import ParameterError
 from cryoden.filters import FILTERS, apply_filter
 from cryoden.io import probe_mrc, read_mrc, write_mrc
+from cryoden.io.stacks import as_images, from_images
 
 
 def get_filter_name(name: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from cryoden.training.modelfile import load_model
+from cryoden.models.modelfile import load_model
 
 
 def command(

@@ -17,9 +17,9 @@ import numpy as np
 import typer
 
 from cryoden.cli.common import provenance, write_json_atomic
-from cryoden.cli.inputs import as_images, from_images
 from cryoden.errors import ParameterError
 from cryoden.io import read_mrc, write_mrc
+from cryoden.io.stacks import as_images, from_images
 from cryoden.noise import NOISE_MODELS, add_noise, estimate_snr, image_rng
 
 

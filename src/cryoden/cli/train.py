@@ -24,14 +24,15 @@ from typing import Any
 import typer
 
 from cryoden.cli.common import progress_bar, provenance, write_json_atomic
-from cryoden.cli.images_dir import read_images, read_pairs
 from cryoden.errors import ParameterError
+from cryoden.io.folders import read_images, read_pairs
+from cryoden.models.modelfile import load_model
 from cryoden.nets.config import ARCHITECTURES, NetworkConfig
+from cryoden.nets.polyphase import INPUT_IMAGES
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.defaults import default_network
 from cryoden.training.loop import TrainConfig, train
-from cryoden.training.modelfile import load_model
-from cryoden.training.neighbor2neighbor import INPUT_IMAGES, Neighbor2Neighbor
+from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import n2v2_network_config
 
 logger = logging.getLogger("cryoden.cli.train")
@@ -228,7 +229,7 @@ def ne2ne(
         raise ParameterError(
             f"--input-image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}"
         )
-    network = _network_config("nb2nb", arch, kernel, base_channels, depth, space_to_depth)
+    network = _network_config("ne2ne", arch, kernel, base_channels, depth, space_to_depth)
     arrays, names = read_images(images)
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,

@@ -25,12 +25,17 @@ import torch
 from cryoden.errors import ParameterError
 from cryoden.inference.onnx_backend import OnnxRuntimeNetwork, onnxruntime_available
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
+from cryoden.models.modelfile import LoadedModel
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device
-from cryoden.nets.polyphase import merge_polyphase, polyphase_radius, split_polyphase
-from cryoden.training.modelfile import LoadedModel
-from cryoden.training.neighbor2neighbor import INPUT_IMAGES, polyphase_inputs
+from cryoden.nets.polyphase import (
+    INPUT_IMAGES,
+    merge_polyphase,
+    polyphase_inputs,
+    polyphase_radius,
+    split_polyphase,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ MARGIN_TOLERANCE = 1e-3
 ProgressCallback = Callable[[int, int], None]
 
 #: Training schemes whose models are applied by polyphase inference unless told otherwise.
-POLYPHASE_SCHEMES: frozenset[str] = frozenset({"nb2nb"})
+POLYPHASE_SCHEMES: frozenset[str] = frozenset({"ne2ne"})
 
 __all__ = ["BACKENDS", "PRECISIONS", "Denoiser", "default_device", "native_bf16"]
 
@@ -92,7 +97,7 @@ class Denoiser:
     Parameters
     ----------
     model
-        A model from :func:`cryoden.training.modelfile.load_model`.
+        A model from :func:`cryoden.models.modelfile.load_model`.
     device
         ``"cpu"``, ``"cuda"``, ``"mps"``...; by default :func:`default_device` (CUDA, then MPS,
         then CPU).
@@ -132,7 +137,7 @@ class Denoiser:
 
     Examples
     --------
-    >>> from cryoden.training.modelfile import load_model  # doctest: +SKIP
+    >>> from cryoden.models.modelfile import load_model  # doctest: +SKIP
     >>> denoise = Denoiser(load_model("model.safetensors"), threads=4)  # doctest: +SKIP
     >>> clean = denoise(noisy)  # (H, W) or (N, H, W) float32  # doctest: +SKIP
     """

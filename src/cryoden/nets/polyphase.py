@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryoden.errors import ParameterError
+
 #: Radius (taps on each side) of the default half-band interpolation filter, pixels.
 HALFBAND_RADIUS = 7
 
@@ -137,3 +139,20 @@ __all__ = [
     "polyphase_radius",
     "split_polyphase",
 ]
+
+
+#: What a Neighbor2Neighbor network is shown of a 2 x 2 cell: the mean of the cell's three
+#: pixels other than the target's (cryoden's default) or one neighbour (the paper's).
+INPUT_IMAGES: tuple[str, ...] = ("cell-mean", "neighbour")
+
+
+def polyphase_inputs(quarters: torch.Tensor, input_image: str) -> torch.Tensor:
+    """The network's inputs for the four sub-images of :func:`split_polyphase`, as a
+    Neighbor2Neighbor network was trained: the sub-images themselves (``"neighbour"``) or their
+    cell means (``"cell-mean"``, :func:`cell_mean_polyphase`). Used by the training scheme's
+    regulariser and by the Denoiser's polyphase inference."""
+    if input_image not in INPUT_IMAGES:
+        raise ParameterError(f"input_image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}")
+    if input_image == "neighbour":
+        return quarters
+    return cell_mean_polyphase(quarters)

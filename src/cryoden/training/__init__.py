@@ -1,4 +1,4 @@
-"""Training: datasets and patches, normalisation, schemes, the generic loop, model files."""
+"""Training: datasets and patches, schemes, the generic loop (model files live in ``cryoden.models``)."""
 
 from cryoden.training.data import (
     ImageDataset,
@@ -8,28 +8,20 @@ from cryoden.training.data import (
     split_indices,
 )
 from cryoden.training.loop import EpochRecord, TrainConfig, TrainResult, train
-from cryoden.training.modelfile import LoadedModel, ModelConfig, load_model, save_model
 from cryoden.training.noise2noise import Noise2Noise
-from cryoden.training.normalization import NormalizationSpec, RobustNormalization
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
 
 __all__ = [
     "SCHEMES",
     "EpochRecord",
     "ImageDataset",
-    "LoadedModel",
-    "ModelConfig",
     "Noise2Noise",
-    "NormalizationSpec",
     "PairDataset",
-    "RobustNormalization",
     "Scheme",
     "SingleDataset",
     "TrainConfig",
     "TrainResult",
-    "load_model",
     "make_scheme",
-    "save_model",
     "sample_patches",
     "split_indices",
     "train",

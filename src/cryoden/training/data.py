@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cryoden.errors import ParameterError
-from cryoden.training.normalization import NormalizationSpec
+from cryoden.models.normalization import NormalizationSpec
 
 
 def _as_image(array: np.ndarray, what: str) -> np.ndarray:

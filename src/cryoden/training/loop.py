@@ -30,14 +30,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cryoden.errors import InputFileError, ParameterError
+from cryoden.models.modelfile import ModelConfig, check_safetensors, save_model
+from cryoden.models.normalization import NormalizationSpec
 from cryoden.nets.blocks import scale_output
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device
 from cryoden.nets.registry import build_network
 from cryoden.training.data import ImageDataset, sample_patches, split_indices
 from cryoden.training.losses import check_loss
-from cryoden.training.modelfile import ModelConfig, check_safetensors, save_model
-from cryoden.training.normalization import NormalizationSpec
 from cryoden.training.schemes import Scheme, make_scheme
 
 logger = logging.getLogger(__name__)
@@ -466,7 +466,7 @@ def train(
     train_config
         Hyper-parameters.
     out
-        Model path written by :func:`~cryoden.training.modelfile.save_model` (``.safetensors``
+        Model path written by :func:`~cryoden.models.modelfile.save_model` (``.safetensors``
         file or directory) each time the validation loss improves, and at the end: there is
         always a usable model holding the best weights.
     resume

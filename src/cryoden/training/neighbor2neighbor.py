@@ -40,17 +40,18 @@ import torch
 from torch import nn
 
 from cryoden.errors import ParameterError
-from cryoden.nets.polyphase import cell_mean_polyphase, merge_polyphase, split_polyphase
+from cryoden.nets.polyphase import (
+    INPUT_IMAGES,
+    merge_polyphase,
+    polyphase_inputs,
+    split_polyphase,
+)
 from cryoden.training.losses import check_loss, regression_loss
 
 logger = logging.getLogger(__name__)
 
 #: What the regulariser's denoised reference is (see :class:`Neighbor2Neighbor`).
 REFERENCES: tuple[str, ...] = ("polyphase", "full", "mirrored")
-
-#: What the network is shown of a 2 x 2 cell (see :class:`Neighbor2Neighbor`): the mean of the
-#: cell's three pixels other than the target's (cryoden's default) or one neighbour (the paper's).
-INPUT_IMAGES: tuple[str, ...] = ("cell-mean", "neighbour")
 
 #: Ordered pairs ``(k1, k2)`` of edge-adjacent positions in a 2 x 2 cell, where position
 #: ``k = 2 * dy + dx`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right). Diagonal pairs
@@ -169,16 +170,6 @@ def input_subsample(
     return cell_mean_subsample(images, k2)
 
 
-def polyphase_inputs(quarters: torch.Tensor, input_image: str) -> torch.Tensor:
-    """The network's inputs for the four sub-images of :func:`split_polyphase`, as it was
-    trained: the sub-images themselves (``"neighbour"``) or their cell means (``"cell-mean"``,
-    :func:`cryoden.nets.polyphase.cell_mean_polyphase`). Used by the regulariser's reference
-    and by :class:`cryoden.inference.Denoiser`."""
-    if input_image == "neighbour":
-        return quarters
-    return cell_mean_polyphase(quarters)
-
-
 def mirrored_positions(k1: torch.Tensor, k2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The pair of the same direction in the other row (or column) of each 2 x 2 cell.
 
@@ -242,7 +233,7 @@ def fit_output_affine(
 
 
 class Neighbor2Neighbor:
-    """The Neighbor2Neighbor training scheme (``"nb2nb"``); patches have 1 channel.
+    """The Neighbor2Neighbor training scheme (``"ne2ne"``); patches have 1 channel.
 
     Credit: Huang, Li, Jia, Lu & Liu, "Neighbor2Neighbor: Self-Supervised Denoising from Single
     Noisy Images", CVPR 2021 (see the module docstring for the loss).
@@ -288,7 +279,7 @@ class Neighbor2Neighbor:
         input only.
     """
 
-    name = "nb2nb"
+    name = "ne2ne"
     channels = 1
 
     def __init__(

@@ -26,9 +26,9 @@ from torch import nn
 
 from cryoden import __version__
 from cryoden.errors import CryodenError, InputFileError, ParameterError
+from cryoden.models.normalization import NormalizationSpec
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.registry import build_network
-from cryoden.training.normalization import NormalizationSpec
 
 #: Version of the model-file layout this cryoden writes and the newest it reads.
 FORMAT_VERSION = 1
@@ -36,6 +36,10 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 METADATA_KEY = "cryoden_config"
 _MAX_HEADER = 100 * 1024 * 1024
+
+#: Scheme names of older model files and the names they have now (Neighbor2Neighbor was
+#: ``"nb2nb"`` in model files before it took the CLI's ``"ne2ne"`` everywhere).
+SCHEME_ALIASES: dict[str, str] = {"nb2nb": "ne2ne"}
 
 
 @dataclass
@@ -110,7 +114,7 @@ class ModelConfig:
         return cls(
             network=NetworkConfig.from_dict(data["network"]),
             normalization=NormalizationSpec.from_dict(data.get("normalization", {})),
-            scheme=data["scheme"],
+            scheme=SCHEME_ALIASES.get(data["scheme"], data["scheme"]),
             scheme_options=scheme_options,
             training=training,
             cryoden_version=str(data.get("cryoden_version", "unknown")),

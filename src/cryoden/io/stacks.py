@@ -1,11 +1,11 @@
-"""Turning CLI inputs (images, stacks) into stacks of 2D images and back."""
+"""Turning MRC inputs (images, stacks, volumes) into stacks of 2D images and back."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from cryoden.errors import InputFileError
-from cryoden.io import MrcData
+from cryoden.io.mrc import MrcData
 
 
 def as_images(mrc: MrcData) -> np.ndarray:

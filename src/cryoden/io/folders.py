@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cryoden.cli.inputs import as_images
 from cryoden.errors import InputFileError
-from cryoden.io import read_mrc
+from cryoden.io.mrc import read_mrc
+from cryoden.io.stacks import as_images
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".map")
 
