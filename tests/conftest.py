@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,13 @@ def blob_image() -> np.ndarray:
     for cy, cx, r, a in [(30, 25, 9, 1.0), (60, 50, 14, 0.7), (70, 20, 6, 1.3)]:
         img += a * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
     return img.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a test on one torch thread, then restore the count: tiny tensors gain nothing from
+    threads, and a shared 2-core machine punishes oversubscription."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -37,13 +37,7 @@ from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
 TINY = NetworkConfig(base_channels=8, depth=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and a shared machine punishes oversubscription."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_network(config: NetworkConfig = TINY, seed: int = 0) -> torch.nn.Module:
