@@ -10,12 +10,31 @@ from __future__ import annotations
 from os import PathLike
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks shown as ``\\n`` / ``\\r``, so that a message stays one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class CryodenError(Exception):
     """A user-facing error: bad input, bad parameter, unreadable model file."""
+
+    def __str__(self) -> str:
+        # A file name or a quoted library message may hold a line break; the line must not.
+        return one_line(super().__str__())
 
 
 class InputFileError(CryodenError):
     """A file that cannot be used: missing, truncated, wrong format, empty or NaN data."""
+
+    def __init__(self, path: str | PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class OutputFileError(CryodenError):
+    """An output that cannot be written: its folder is missing or a file, the file system is
+    read-only or full, or permission is denied."""
 
     def __init__(self, path: str | PathLike[str], problem: str) -> None:
         self.path = str(path)

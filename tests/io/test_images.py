@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from cryoden.errors import InputFileError, ParameterError
+from cryoden.errors import OutputFileError, ParameterError
 from cryoden.io import atomic_output, export_preview, to_uint8
 
 
@@ -80,5 +80,8 @@ def test_atomic_output_uses_umask_permissions(tmp_path):
 
 
 def test_atomic_output_needs_an_existing_folder(tmp_path):
-    with pytest.raises(InputFileError, match="does not exist"), atomic_output(tmp_path / "x" / "y"):
+    with (
+        pytest.raises(OutputFileError, match="does not exist"),
+        atomic_output(tmp_path / "x" / "y"),
+    ):
         pass

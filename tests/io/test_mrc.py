@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cryoden.io.mrc as mrc_module
-from cryoden.errors import InputFileError, ParameterError
+from cryoden.errors import InputFileError, OutputFileError, ParameterError
 from cryoden.io import MrcData, is_stack_path, read_mrc, write_mrc
 
 
@@ -278,9 +278,9 @@ def test_failed_write_leaves_no_partial_file(tmp_path, image, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(mrc_module, "_write_mrc_file", half_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputFileError, match="out.mrc: cannot write: disk full"):
         write_mrc(target, image * 3)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputFileError):
         write_mrc(tmp_path / "new.mrc", image)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mrc"]
     assert target.read_bytes() == before
@@ -313,7 +313,7 @@ def test_write_rejects_bad_voxel_size(tmp_path, image):
 
 
 def test_write_into_missing_folder(tmp_path, image):
-    with pytest.raises(InputFileError, match="does not exist"):
+    with pytest.raises(OutputFileError, match="does not exist"):
         write_mrc(tmp_path / "no" / "out.mrc", image)
 
 
@@ -322,3 +322,81 @@ def test_labels_round_trip_and_keep_the_last_ten(tmp_path):
     labels = [f"step {i}" for i in range(12)]
     write_mrc(path, np.ones((8, 8), np.float32), labels=labels)
     assert read_mrc(path).labels == tuple(labels[-10:])
+
+
+def test_pickle_file_is_refused_without_unpickling(tmp_path, monkeypatch):
+    import pickle
+
+    sentinel = tmp_path / "UNPICKLED"
+
+    class Trap:
+        def __reduce__(self):
+            return (os.mkdir, (os.fspath(sentinel),))
+
+    path = tmp_path / "model.mrc"
+    path.write_bytes(pickle.dumps([Trap(), np.zeros(400, np.float32)], protocol=4))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    with pytest.raises(InputFileError, match="model.mrc: not an MRC file"):
+        read_mrc(path)
+    assert not sentinel.exists()
+
+
+def test_memory_budget_refuses_before_reading(tmp_path, image, monkeypatch):
+    import gzip
+
+    path = tmp_path / "image.mrc"
+    write_mrc(path, image)
+    need = image.nbytes * 2  # raw float32 data plus the float32 copy
+    assert read_mrc(path, max_bytes=need).data.shape == image.shape
+    packed = tmp_path / "image.mrc.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("data read despite the budget")
+
+    monkeypatch.setattr(mrc_module, "_load", no_reading)
+    for target in (path, packed):
+        for reader in (read_mrc, mrc_module.probe_mrc):
+            with pytest.raises(InputFileError, match=r"more than the budget max_bytes=100$"):
+                reader(target, max_bytes=100)
+    for bad in (0, -1, 1.5, True, "big"):
+        with pytest.raises(ParameterError, match="max_bytes"):
+            read_mrc(path, max_bytes=bad)
+
+
+def test_default_budget_is_a_share_of_available_memory():
+    from cryoden.io import mrc_header
+
+    available = mrc_header.available_memory_bytes()
+    budget = mrc_header.default_max_bytes()
+    if available is None:
+        assert budget is None
+    else:
+        assert 0 < budget <= available
+
+
+def test_compressed_stream_is_checked_and_bounded(tmp_path, image):
+    import bz2
+    import gzip
+
+    path = tmp_path / "image.mrc"
+    write_mrc(path, image, voxel_size_angstrom=1.25)
+    raw = path.read_bytes()
+    for suffix, compress in ((".gz", gzip.compress), (".bz2", bz2.compress)):
+        packed = tmp_path / f"image.mrc{suffix}"
+        packed.write_bytes(compress(raw))
+        out = read_mrc(packed)
+        assert np.array_equal(out.data, image) and out.voxel_size_angstrom[0] == 1.25
+        cut = tmp_path / f"cut.mrc{suffix}"
+        cut.write_bytes(compress(raw)[:-40])
+        with pytest.raises(InputFileError, match=r"cut\.mrc.*truncated gzip/bzip2 stream"):
+            read_mrc(cut)
+        short = tmp_path / f"short.mrc{suffix}"
+        short.write_bytes(compress(raw[:-100]))
+        with pytest.raises(InputFileError, match="truncated: the decompressed stream holds"):
+            read_mrc(short)

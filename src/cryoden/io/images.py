@@ -92,8 +92,9 @@ def export_preview(
     ------
     ParameterError
         For an unknown suffix, a non-2D image or invalid percentiles.
-    InputFileError
-        If the output folder does not exist.
+    OutputFileError
+        If the output folder does not exist or is a file, or the file system refuses the write
+        (full, read-only, permission denied); no file is left at ``path`` then.
     """
     target = Path(path)
     suffix = target.suffix.lower()

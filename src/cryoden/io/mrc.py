@@ -4,13 +4,16 @@ Reading returns float32 data in mrcfile's axis order -- ``(H, W)`` images, ``(N,
 ``(Z, Y, X)`` volumes -- with the voxel size and origin in Å. Files are opened strictly first;
 a file that mrcfile rejects only for a sloppy header (no ``MAP`` stamp, zero cell, unknown
 machine stamp, as written by old Leginon or RELION versions) is re-read in permissive mode and a
-``logging`` warning says so. Unusable files raise :class:`~cryoden.errors.InputFileError`.
+``logging`` warning says so. Unusable files raise :class:`~cryoden.errors.InputFileError`. Before
+mrcfile sees a file, :mod:`cryoden.io.mrc_header` screens it: only regular files, and a header
+whose claimed data size fits the file and a memory budget (``max_bytes``).
 
 Writing is float32 and atomic (see :mod:`cryoden.io.atomic`) and refuses to overwrite the inputs.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import warnings
@@ -22,29 +25,28 @@ from typing import Any
 
 import mrcfile
 import numpy as np
+from mrcfile.mrcfile import MrcFile
+from mrcfile.mrcinterpreter import MrcInterpreter
 
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.io.atomic import atomic_output
+from cryoden.io.mrc_header import (
+    REAL_MODES,
+    MrcHeader,
+    default_max_bytes,
+    read_decompressed,
+    screen_mrc,
+)
 
 logger = logging.getLogger(__name__)
 
-#: MRC modes read by :func:`read_mrc` (converted to float32): int8, int16, float32, uint16,
-#: float16 (mode 12) and mrcfile's unpacked 4-bit mode 101.
-READABLE_MODES: dict[int, str] = {
-    0: "int8",
-    1: "int16",
-    2: "float32",
-    6: "uint16",
-    12: "float16",
-    101: "4-bit",
-}
+#: MRC modes read by :func:`read_mrc` (converted to float32): int8, int16, float32, uint16 and
+#: float16 (mode 12).
+READABLE_MODES: dict[int, str] = REAL_MODES
 #: Modes that exist in the MRC2014 standard but hold complex data, which cryoden does not read.
 COMPLEX_MODES: dict[int, str] = {3: "complex int16", 4: "complex float32"}
 
 STACK_SUFFIXES: tuple[str, ...] = (".mrcs",)
-_HEADER_BYTES = 1024
-_MAP_STAMP_OFFSET = 208
-_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh")  # gzip, bzip2: mrcfile.open decompresses these
 
 PathLike = str | os.PathLike[str]
 Triple = tuple[float, float, float]
@@ -118,74 +120,8 @@ def _finite_triple(values: Any, name: str, path: Path) -> Triple:
     return (out[0], out[1], out[2])
 
 
-def _check_file(path: Path) -> None:
-    """Raise for a missing, unreadable, empty or too-short file."""
-    if not path.exists():
-        raise InputFileError(path, "file not found")
-    if path.is_dir():
-        raise InputFileError(path, "is a directory, not an MRC file")
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(_HEADER_BYTES)
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
-    if size == 0:
-        raise InputFileError(path, "file is empty (0 bytes)")
-    if len(head) < _HEADER_BYTES and not head.startswith(_COMPRESSED_MAGIC):
-        stamp = head[_MAP_STAMP_OFFSET : _MAP_STAMP_OFFSET + 4]
-        if stamp == b"MAP ":
-            raise InputFileError(
-                path, f"truncated: {size} bytes, shorter than the 1024-byte MRC header"
-            )
-        raise InputFileError(
-            path, f"not an MRC file ({size} bytes, shorter than the 1024-byte MRC header)"
-        )
-    if not head.startswith(_COMPRESSED_MAGIC):
-        _screen_header(path, head, size)
-
-
-def _screen_header(path: Path, head: bytes, size: int) -> None:
-    """Reject obvious non-MRC files before mrcfile sees them.
-
-    Only the mode (word 4) and extended-header size (word 24) are looked at, in both byte
-    orders; mrcfile does the real parsing. This spares mrcfile's permissive mode from
-    allocating an "extended header" of gigabytes for, say, a text file.
-    """
-    known = set(READABLE_MODES) | set(COMPLEX_MODES)
-    for order in ("<", ">"):
-        mode = int(np.frombuffer(head, dtype=f"{order}i4", count=1, offset=12)[0])
-        extended = int(np.frombuffer(head, dtype=f"{order}i4", count=1, offset=92)[0])
-        if mode in known:
-            if not 0 <= extended <= size - _HEADER_BYTES:
-                raise InputFileError(
-                    path,
-                    f"truncated or corrupt: header announces a {extended}-byte extended header "
-                    f"in a {size}-byte file",
-                )
-            return
-    if head[_MAP_STAMP_OFFSET : _MAP_STAMP_OFFSET + 4] == b"MAP ":
-        mode = int(np.frombuffer(head, dtype="<i4", count=1, offset=12)[0])
-        raise InputFileError(path, f"unsupported MRC mode {mode}")
-    raise InputFileError(path, "not an MRC file (no MAP stamp and no valid data mode)")
-
-
-def _header_is_plausible(header: Any) -> bool:
-    """Whether a permissively read header could describe real MRC data."""
-    mode = int(header.mode)
-    dims = (int(header.nx), int(header.ny), int(header.nz))
-    return (mode in READABLE_MODES or mode in COMPLEX_MODES) and all(d >= 0 for d in dims)
-
-
-def _diagnose_unreadable(header: Any, problems: list[str]) -> str:
-    """Why a permissively opened file has no data: not an MRC file, or truncated."""
-    if header is None or not _header_is_plausible(header):
-        return f"not an MRC file ({problems[0] if problems else 'invalid header'})"
-    stamped = bytes(header.map) == b"MAP "
-    for problem in problems:
-        if "bytes" in problem and ("limit" in problem or "could only" in problem):
-            # Without the stamp a short data block may as well mean a file of another format.
-            return f"{'truncated' if stamped else 'not an MRC file or truncated'} ({problem})"
+def _diagnose_unreadable(problems: list[str]) -> str:
+    """Why a permissively opened file (whose header passed the screen) has no data."""
     return f"data block cannot be read ({'; '.join(problems) or 'unknown reason'})"
 
 
@@ -197,62 +133,79 @@ def _labels(mrc: Any) -> tuple[str, ...]:
         return ()
 
 
-def _load(path: Path) -> tuple[np.ndarray, Triple, Triple, tuple[str, ...]]:
-    """Open strictly, falling back to permissive mode; return data, voxel size, origin."""
+#: What mrcfile (and numpy beneath it) may raise for a file that passed the header screen but
+#: still cannot be read: bad values, a file changed or failing while read.
+_READ_ERRORS = (ValueError, OSError, EOFError, ArithmeticError, IndexError, TypeError, KeyError)
+
+
+def _open(path: Path, raw: bytes | None, *, permissive: bool) -> Any:
+    """An open mrcfile object: the plain file itself, or the decompressed bytes ``raw``."""
+    if raw is not None:
+        return MrcInterpreter(iostream=io.BytesIO(raw), permissive=permissive)
+    return MrcFile(path, mode="r", permissive=permissive)
+
+
+def _read_open(path: Path, mrc: Any) -> tuple[np.ndarray, Triple, Triple, tuple[str, ...]]:
+    data = np.array(mrc.data, dtype=np.float32)
+    voxel = _finite_triple(mrc.voxel_size, "voxel size", path)
+    origin = _finite_triple(mrc.header.origin, "origin", path)
+    return data, voxel, origin, _labels(mrc)
+
+
+def _load(path: Path, header: MrcHeader) -> tuple[np.ndarray, Triple, Triple, tuple[str, ...]]:
+    """Open strictly, falling back to permissive mode; return data, voxel size, origin, labels.
+
+    A compressed file is decompressed once, bounded by the header's claim, and parsed from
+    memory; a plain file is read by mrcfile directly.
+    """
+    raw = None
+    if header.compression is not None:
+        raw = read_decompressed(path, header.compression, header.total_bytes)
     strict_error = ""
     with _recorded_warnings() as caught:
         try:
-            with mrcfile.open(path, mode="r", permissive=False) as mrc:
-                data = np.array(mrc.data, dtype=np.float32)
-                voxel = _finite_triple(mrc.voxel_size, "voxel size", path)
-                origin = _finite_triple(mrc.header.origin, "origin", path)
-                labels = _labels(mrc)
+            with _open(path, raw, permissive=False) as mrc:
+                loaded = _read_open(path, mrc)
         except ValueError as exc:
             strict_error = str(exc)
-        except OSError as exc:
+        except _READ_ERRORS as exc:
             raise InputFileError(path, f"cannot be read ({exc})") from exc
     if not strict_error:
         notes = _messages(caught)
         if notes:
             logger.warning("%s: %s", path, "; ".join(notes))
-        return data, voxel, origin, labels
+        return loaded
 
     with _recorded_warnings() as caught:
         try:
-            with mrcfile.open(path, mode="r", permissive=True) as mrc:
+            with _open(path, raw, permissive=True) as mrc:
                 if mrc.data is None:
-                    raise InputFileError(path, _diagnose_unreadable(mrc.header, _messages(caught)))
-                data = np.array(mrc.data, dtype=np.float32)
-                voxel = _finite_triple(mrc.voxel_size, "voxel size", path)
-                origin = _finite_triple(mrc.header.origin, "origin", path)
-                labels = _labels(mrc)
+                    raise InputFileError(path, _diagnose_unreadable(_messages(caught)))
+                loaded = _read_open(path, mrc)
         except ValueError as exc:
             raise InputFileError(path, f"not a readable MRC file ({exc})") from exc
-        except OSError as exc:
+        except _READ_ERRORS as exc:
             raise InputFileError(path, f"cannot be read ({exc})") from exc
     logger.warning(
         "%s: non-standard MRC header, read in permissive mode (%s)",
         path,
         "; ".join(_messages(caught)) or strict_error,
     )
-    return data, voxel, origin, labels
+    return loaded
 
 
-def _check_complex(path: Path) -> None:
-    """Reject complex modes before converting (float32 conversion would drop the imaginary)."""
-    with _recorded_warnings():
-        try:
-            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
-                mode = int(mrc.header.mode)
-        except (ValueError, OSError):
-            return
-    if mode in COMPLEX_MODES:
-        raise InputFileError(
-            path, f"MRC mode {mode} ({COMPLEX_MODES[mode]}) is not supported; need real data"
+def _budget(max_bytes: int | None) -> int | None:
+    """``max_bytes`` checked, or the default budget when None."""
+    if max_bytes is None:
+        return default_max_bytes()
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
+        raise ParameterError(
+            f"max_bytes must be a positive whole number of bytes, got {max_bytes!r}"
         )
+    return int(max_bytes)
 
 
-def read_mrc(path: PathLike) -> MrcData:
+def read_mrc(path: PathLike, *, max_bytes: int | None = None) -> MrcData:
     """Read an MRC image, stack or volume as float32.
 
     Parameters
@@ -260,6 +213,10 @@ def read_mrc(path: PathLike) -> MrcData:
     path
         An ``.mrc``/``.mrcs``/``.map`` file (gzip/bzip2-compressed files work too). Modes 0
         (int8), 1 (int16), 2 (float32), 6 (uint16) and 12 (float16) are converted to float32.
+    max_bytes
+        Memory budget of the read in bytes: a header whose data (raw plus its float32 copy)
+        would need more is refused before anything is allocated. None: a share
+        (:data:`~cryoden.io.mrc_header.READ_BUDGET_FRACTION`) of the available memory.
 
     Returns
     -------
@@ -271,19 +228,23 @@ def read_mrc(path: PathLike) -> MrcData:
     Raises
     ------
     InputFileError
-        If the file is missing, empty, truncated, not an MRC file, holds complex or 4D data, an
-        empty image, or any NaN or infinite value.
+        If the file is missing, not a regular file (folder, FIFO, device, symbolic link loop),
+        empty, truncated (including a truncated gzip/bzip2 stream), not an MRC file, holds
+        complex or 4D data, an empty image, more data than ``max_bytes``, or any NaN or
+        infinite value.
+    ParameterError
+        If ``max_bytes`` is not a positive integer.
 
     Notes
     -----
-    Headers that mrcfile rejects in strict mode (no ``MAP`` stamp, unknown machine stamp, zero
-    cell) are read again with ``mrcfile.open(..., permissive=True)``; a ``logging`` warning names
-    the problems. If the permissive read still gives no data the file is truncated or not MRC.
+    The header is screened first (:func:`cryoden.io.mrc_header.screen_mrc`): its claimed size
+    must fit the file and the budget. Headers that mrcfile rejects in strict mode (no ``MAP``
+    stamp, unknown machine stamp, zero cell) are then read again in mrcfile's permissive mode;
+    a ``logging`` warning names the problems.
     """
     file = Path(path)
-    _check_file(file)
-    _check_complex(file)
-    data, voxel, origin, labels = _load(file)
+    header = screen_mrc(file, _budget(max_bytes))
+    data, voxel, origin, labels = _load(file, header)
     if data.ndim not in (2, 3):
         raise InputFileError(
             file, f"expected a 2D image or 3D stack/volume, got shape {data.shape}"
@@ -400,7 +361,10 @@ def write_mrc(
     Raises
     ------
     InputFileError
-        If ``path`` is one of ``protected`` or its folder does not exist.
+        If ``path`` is one of ``protected``.
+    OutputFileError
+        If the folder does not exist or is a file, or the file system refuses the write (full,
+        read-only, permission denied).
     ParameterError
         If ``data`` is not 2D or 3D finite real data, or a geometry value is invalid.
 
@@ -431,41 +395,25 @@ def write_mrc(
         )
 
 
-_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
-
-
-def probe_mrc(path: PathLike) -> tuple[int, ...]:
+def probe_mrc(path: PathLike, *, max_bytes: int | None = None) -> tuple[int, ...]:
     """Check an MRC file from its header and size alone; return its data shape ``(nz, ny, nx)``.
 
     Cheap (no data is read), for checking a whole batch of inputs before writing any output.
-    Compressed files are checked only as far as their header goes.
+    A compressed file's header is decompressed, but not its data: whether the stream holds all
+    the data it announces is known only when :func:`read_mrc` reads it.
+
+    Parameters
+    ----------
+    path
+        The MRC file.
+    max_bytes
+        Memory budget in bytes, as for :func:`read_mrc`.
 
     Raises
     ------
     InputFileError
-        If the file is missing, empty, not MRC, of an unsupported mode, or shorter than its
-        header announces (truncated).
+        If the file is missing, not a regular file, empty, not MRC, of an unsupported mode,
+        shorter than its header announces (truncated) or larger than ``max_bytes`` allows.
     """
     file = Path(path)
-    _check_file(file)
-    _check_complex(file)
-    with _recorded_warnings():
-        try:
-            with mrcfile.open(file, mode="r", permissive=True, header_only=True) as mrc:
-                header = mrc.header
-                mode = int(header.mode)
-                shape = (int(header.nz), int(header.ny), int(header.nx))
-                extended = int(header.nsymbt)
-        except (ValueError, OSError) as exc:
-            raise InputFileError(file, f"not a readable MRC file ({exc})") from exc
-    if mode not in _MODE_BYTES:
-        raise InputFileError(file, f"unsupported MRC mode {mode}")
-    if min(shape) < 1:
-        raise InputFileError(file, f"image is empty (header dimensions {shape[::-1]})")
-    with open(file, "rb") as handle:
-        compressed = handle.read(3).startswith(_COMPRESSED_MAGIC)
-    expected = _HEADER_BYTES + extended + int(np.prod(shape)) * _MODE_BYTES[mode]
-    size = file.stat().st_size
-    if not compressed and size < expected:
-        raise InputFileError(file, f"truncated: {size} bytes, header announces {expected}")
-    return shape
+    return screen_mrc(file, _budget(max_bytes)).shape
