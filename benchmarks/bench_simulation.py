@@ -1,9 +1,10 @@
 """Speed of cryoden.simulation: projections of an atomic model (target: 100 x 256² in < 10 s).
 
-Times :class:`cryoden.simulation.projection.AtomProjector` on 1AON (the GroEL-GroES complex,
-58,674 ATOM records) at 1.5 Å/px, where the whole complex (about 230 Å across) fits in 256 px
-in every orientation. The rotations are drawn uniformly on SO(3). Falls back to the embedded
-phantom when the structure file is absent. Prints the machine load so numbers can be judged.
+Times :class:`cryoden.simulation.projection_atoms.AtomProjector` on 1AON (the GroEL-GroES
+complex, 58,674 ATOM records) at 1.5 Å/px, where the whole complex (about 230 Å across) fits in
+256 px in every orientation. The rotations are drawn uniformly on SO(3). Falls back to the
+embedded phantom when the structure file is absent. Prints the machine load so numbers can be
+judged.
 
 Example::
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from cryoden.simulation.orientations import random_rotations
 from cryoden.simulation.phantoms import groel_phantom
-from cryoden.simulation.projection import AtomProjector
+from cryoden.simulation.projection_atoms import AtomProjector
 from cryoden.simulation.structures import read_atoms
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,10 @@ from scipy.spatial.distance import pdist
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.io import read_mrc
 from cryoden.noise import STUDY_SNR_LEVELS, estimate_snr
+from cryoden.simulation.config import SimulationConfig
 from cryoden.simulation.ctf import CtfParams, apply_ctf
-from cryoden.simulation.datasets import simulate_dataset, simulate_images, snr_dirname
+from cryoden.simulation.datasets import simulate_dataset, simulate_images
+from cryoden.simulation.layout import snr_dirname
 from cryoden.simulation.phantoms import groel_phantom
 
 SIZE, PIXEL = 128, 3.0  # 384 Å: the 200 Å phantom fits in any orientation
@@ -250,16 +252,29 @@ def test_structure_from_map(shared_data, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pixel_size_angstrom": 0.0}, "--pixel-size must be a positive number, got 0.0"),
-        ({"pixel_size_angstrom": -1.5}, "--pixel-size must be a positive number"),
-        ({"size": 8}, "--size must be an integer >= 16"),
-        ({"n_images": 0}, "--n-images must be a positive integer"),
-        ({"snr_levels": [0.1, 0.0]}, "--snr must be a positive number, got 0.0"),
-        ({"snr_levels": [-0.2]}, "--snr must be a positive number"),
+        ({"pixel_size_angstrom": 0.0}, "pixel_size_angstrom must be a positive number, got 0.0"),
+        ({"pixel_size_angstrom": -1.5}, "pixel_size_angstrom must be a positive number"),
+        ({"size": 8}, "size must be an integer >= 16 pixels"),
+        ({"n_images": 0}, "n_images must be an integer >= 1"),
+        ({"n_images": 1.5}, "n_images must be an integer >= 1"),
+        ({"snr_levels": [0.1, 0.0]}, "snr_levels must be a positive number, got 0.0"),
+        ({"snr_levels": [-0.2]}, "snr_levels must be a positive number"),
+        ({"snr_levels": [0.1, 0.10001]}, "snr_levels must differ at 4 decimals"),
         ({"snr_levels": []}, "at least one SNR level"),
         ({"phantom": "ribosome"}, "unknown phantom 'ribosome'; known phantoms: groel"),
-        ({"noise_model": "speckle"}, "unknown --noise-model 'speckle'"),
-        ({"seed": -1}, "--seed must be a non-negative integer"),
+        ({"phantom": None}, "give a structure file"),
+        ({"noise_model": "speckle"}, "unknown noise_model 'speckle'"),
+        ({"noise_model": "poisson-gaussian"}, "poisson-gaussian is not supported"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"first_index": -2}, "first_index must be an integer >= 0"),
+        ({"b_factor_a2": -5.0}, "b_factor_a2 must be >= 0 Å²"),
+        ({"max_shift_angstrom": float("nan")}, "max_shift_angstrom must be a finite number"),
+        ({"particles_per_field": 0}, "particles_per_field must be an integer >= 1"),
+        ({"dose_e_per_a2": 20.0}, "dose_e_per_a2 needs noise_model 'poisson'"),
+        ({"dose_e_per_a2": 20.0, "noise_model": "poisson"}, "either snr_levels or dose_e_per_a2"),
+        ({"rotations": np.stack([np.eye(3)] * 2)}, r"rotations must have shape \(1, 3, 3\)"),
+        ({"rotations": np.eye(3)[None], "field": True}, "rotations are for single-particle"),
+        ({"ctf": 15000.0}, "ctf must be a CtfParams or None"),
     ],
 )
 def test_invalid_parameters_give_one_line_errors(kwargs, message):
@@ -306,3 +321,63 @@ def test_shared_noise_scales_one_field_across_snr_levels():
     img = independent[0]
     low, high = (img.pairs[s][0] - img.clean for s in (0.05, 0.2))
     assert abs(np.corrcoef(low.ravel(), high.ravel())[0, 1]) < 0.1
+
+
+def test_library_errors_name_parameters_not_cli_flags():
+    for kwargs in [{"size": 8}, {"seed": -1}, {"snr_levels": [0.0]}, {"noise_model": "x"}]:
+        with pytest.raises(ParameterError) as info:
+            SimulationConfig(**kwargs)
+        assert "--" not in str(info.value)
+
+
+def test_config_is_frozen_normalised_and_overridable():
+    config = SimulationConfig(n_images=2, size=32, pixel_size_angstrom=8, snr_levels=[0.1], seed=3)
+    assert config.snr_levels == (0.1,) and isinstance(config.pixel_size_angstrom, float)
+    with pytest.raises(AttributeError):
+        config.seed = 4  # type: ignore[misc]
+    from_config = list(simulate_images(config, first_index=1, n_images=1))
+    from_kwargs = list(simulate_images(**{**_fields(config), "first_index": 1, "n_images": 1}))
+    assert from_config[0].index == 1
+    assert np.array_equal(from_config[0].pairs[0.1][0], from_kwargs[0].pairs[0.1][0])
+
+
+def _fields(config):
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        # Reference values for seed 7, image 4: a fixed seed must keep giving these images.
+        (
+            {},
+            [
+                99770.6577834487,
+                627.3546142578125,
+                88349.95722186565,
+                90.78584289550781,
+                348.3951110839844,
+            ],
+        ),
+        (
+            {"ctf": CtfParams(defocus_angstrom=15000), "max_shift_angstrom": 10.0},
+            [
+                9970.03683726814,
+                87.58433532714844,
+                7091.3198002278805,
+                22.509870529174805,
+                94.0722885131836,
+            ],
+        ),
+    ],
+)
+def test_a_fixed_seed_gives_the_same_images(kwargs, expected):
+    params = dict(n_images=1, first_index=4, size=32, pixel_size_angstrom=8.0, snr_levels=[0.1])
+    [image] = simulate_images(seed=7, **params, **kwargs)
+    a, b = image.pairs[0.1]
+    got = [image.clean.sum(dtype=np.float64), image.clean[16, 16], a.sum(dtype=np.float64),
+           a[3, 5], b[20, 9]]  # fmt: skip
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        image.poses[0].rotation[0], [0.9692080669299457, -0.012048521309267854, 0.24594827938446343]
+    )

@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 from cryoden.errors import ParameterError
 from cryoden.simulation.orientations import rotation_about_z
 from cryoden.simulation.phantoms import PHANTOMS, get_phantom, groel_phantom
-from cryoden.simulation.projection import project_atoms
+from cryoden.simulation.projection_atoms import project_atoms
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from cryoden.simulation.projection import project_atoms
+from cryoden.simulation.projection_atoms import project_atoms
 from cryoden.simulation.scattering import (
     KNOWN_ELEMENTS,
     POTENTIAL_PREFACTOR_V_A2,

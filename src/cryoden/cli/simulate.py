@@ -18,15 +18,42 @@ model (gzipped or not) or an MRC density map.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cryoden.cli.common import progress_bar, write_provenance
+from cryoden.cli.common import flag_names, progress_bar, write_provenance
 from cryoden.errors import ParameterError
 from cryoden.noise import STUDY_SNR_LEVELS
+from cryoden.simulation.config import SimulationConfig
 from cryoden.simulation.ctf import CtfParams
 from cryoden.simulation.datasets import simulate_dataset
+
+#: Library parameter (SimulationConfig or CtfParams field) -> the flag that sets it.
+FLAGS = {
+    "structure": "--structure",
+    "phantom": "--phantom",
+    "n_images": "--n-images",
+    "size": "--size",
+    "pixel_size_angstrom": "--pixel-size",
+    "snr_levels": "--snr",
+    "dose_e_per_a2": "--dose",
+    "noise_model": "--noise-model",
+    "field": "--field",
+    "seed": "--seed",
+    "defocus_angstrom": "--ctf-defocus",
+    "voltage_kv": "--voltage",
+    "cs_mm": "--cs",
+    "amplitude_contrast": "--amplitude-contrast",
+    "b_factor": "--ctf-bfactor",
+}
+
+
+def _default(cls: type, name: str) -> str:
+    """The library's default of field ``name`` of dataclass ``cls``, for --help."""
+    return str(next(f.default for f in dataclasses.fields(cls) if f.name == name))
 
 
 def parse_snr_list(text: str) -> list[float]:
@@ -40,17 +67,40 @@ def parse_snr_list(text: str) -> list[float]:
     return values
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The options the user gave (not None); the library's defaults fill in the rest."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def command(
     out: Path = typer.Option(..., "--out", metavar="DIR", help="Output folder."),
     structure: Path = typer.Option(
         None, "--structure", help="PDB/mmCIF model (.gz ok) or MRC density map."
     ),
     phantom: str = typer.Option(
-        "groel", "--phantom", help="Embedded phantom used without --structure."
+        None,
+        "--phantom",
+        help="Embedded phantom used without --structure.",
+        show_default=_default(SimulationConfig, "phantom"),
     ),
-    n_images: int = typer.Option(16, "--n-images", help="Number of clean images."),
-    size: int = typer.Option(128, "--size", help="Image side in pixels."),
-    pixel_size: float = typer.Option(2.0, "--pixel-size", help="Pixel size in Å."),
+    n_images: int = typer.Option(
+        None,
+        "--n-images",
+        help="Number of clean images.",
+        show_default=_default(SimulationConfig, "n_images"),
+    ),
+    size: int = typer.Option(
+        None,
+        "--size",
+        help="Image side in pixels.",
+        show_default=_default(SimulationConfig, "size"),
+    ),
+    pixel_size: float = typer.Option(
+        None,
+        "--pixel-size",
+        help="Pixel size in Å.",
+        show_default=_default(SimulationConfig, "pixel_size_angstrom"),
+    ),
     snr: str = typer.Option(None, "--snr", help="SNR level(s), comma-separated."),
     snr_sweep: bool = typer.Option(
         False, "--snr-sweep", help="The study's 10 SNRs evenly spaced from 0.01 to 0.5."
@@ -58,16 +108,44 @@ def command(
     ctf_defocus: float = typer.Option(
         None, "--ctf-defocus", help="Apply a CTF with this defocus in Å (underfocus > 0)."
     ),
-    voltage: float = typer.Option(300.0, "--voltage", help="CTF voltage in kV."),
-    cs: float = typer.Option(2.7, "--cs", help="CTF spherical aberration in mm."),
-    amplitude_contrast: float = typer.Option(
-        0.1, "--amplitude-contrast", help="CTF amplitude contrast."
+    voltage: float = typer.Option(
+        None,
+        "--voltage",
+        help="CTF voltage in kV.",
+        show_default=_default(CtfParams, "voltage_kv"),
     ),
-    ctf_bfactor: float = typer.Option(0.0, "--ctf-bfactor", help="CTF envelope B-factor in Å²."),
+    cs: float = typer.Option(
+        None,
+        "--cs",
+        help="CTF spherical aberration in mm.",
+        show_default=_default(CtfParams, "cs_mm"),
+    ),
+    amplitude_contrast: float = typer.Option(
+        None,
+        "--amplitude-contrast",
+        help="CTF amplitude contrast.",
+        show_default=_default(CtfParams, "amplitude_contrast"),
+    ),
+    ctf_bfactor: float = typer.Option(
+        None,
+        "--ctf-bfactor",
+        help="CTF envelope B-factor in Å².",
+        show_default=_default(CtfParams, "b_factor"),
+    ),
     field: bool = typer.Option(False, "--field", help="Micrograph-like fields of many particles."),
-    noise_model: str = typer.Option("gaussian", "--noise-model", help="gaussian or poisson."),
+    noise_model: str = typer.Option(
+        None,
+        "--noise-model",
+        help="gaussian or poisson.",
+        show_default=_default(SimulationConfig, "noise_model"),
+    ),
     dose: float = typer.Option(None, "--dose", help="Poisson noise at this dose (e/Å²)."),
-    seed: int = typer.Option(0, "--seed", help="Base seed; image i uses (seed, i)."),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="Base seed; image i uses (seed, i).",
+        show_default=_default(SimulationConfig, "seed"),
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
 ) -> None:
     """Simulate clean projections and paired noisy images (a, b) at chosen SNRs."""
@@ -76,33 +154,39 @@ def command(
     levels = list(STUDY_SNR_LEVELS) if snr_sweep else parse_snr_list(snr) if snr else None
     if levels is None and dose is None:
         raise ParameterError("give --snr, --snr-sweep or --dose")
-    ctf = None
-    if ctf_defocus is not None:
-        ctf = CtfParams(
-            defocus_angstrom=ctf_defocus, voltage_kv=voltage, cs_mm=cs,
-            amplitude_contrast=amplitude_contrast, b_factor=ctf_bfactor,
-        )  # fmt: skip
-    with progress_bar("simulate", total=n_images) as progress:
-        manifest = simulate_dataset(
-            out,
-            structure=structure,
-            phantom=None if structure is not None else phantom,
-            n_images=n_images,
-            size=size,
-            pixel_size_angstrom=pixel_size,
-            snr_levels=levels,
+    with flag_names(FLAGS):
+        ctf = None
+        if ctf_defocus is not None:
+            ctf = CtfParams(
+                defocus_angstrom=ctf_defocus,
+                **_given(
+                    voltage_kv=voltage,
+                    cs_mm=cs,
+                    amplitude_contrast=amplitude_contrast,
+                    b_factor=ctf_bfactor,
+                ),
+            )
+        config = SimulationConfig(
             ctf=ctf,
             field=field,
-            seed=seed,
-            noise_model=noise_model,
-            dose_e_per_a2=dose,
-            overwrite=overwrite,
-            progress=progress,
+            **_given(
+                structure=structure,
+                phantom=phantom,
+                n_images=n_images,
+                size=size,
+                pixel_size_angstrom=pixel_size,
+                snr_levels=levels,
+                dose_e_per_a2=dose,
+                noise_model=noise_model,
+                seed=seed,
+            ),
         )
+        with progress_bar("simulate", total=config.n_images) as progress:
+            simulate_dataset(out, config, overwrite=overwrite, progress=progress)
     write_provenance(out, "simulate", {"manifest": str(out / "manifest.json")})
     n_levels = len(levels) if levels else 1
     typer.echo(
-        f"wrote {n_images} clean image(s) and {n_levels} noisy pair set(s) to {out} "
+        f"wrote {config.n_images} clean image(s) and {n_levels} noisy pair set(s) to {out} "
         f"({'fields' if field else 'single particles'}, "
-        f"source {manifest.get('source', {}).get('name', structure or phantom)})"
+        f"source {structure or config.phantom})"
     )

@@ -57,8 +57,8 @@ def place_particles(
         )
     if size < 2 * radius:
         raise ParameterError(
-            f"the field ({size:.0f} Å) is smaller than one particle (diameter "
-            f"{2 * radius:.0f} Å); use a larger --size or --pixel-size"
+            f"field_size_angstrom ({size:.0f} Å) is smaller than one particle (diameter "
+            f"2 * radius_angstrom = {2 * radius:.0f} Å)"
         )
     if n_particles is None:
         if not 0 < coverage <= 0.5:

@@ -7,7 +7,7 @@ domains, filled with atoms at protein density (one non-hydrogen atom per 17.3 Å
 1.35 g/cm³) and a protein-like composition (C 63 %, N 17 %, O 19.5 %, S 0.5 % by count). Its
 projections look like GroEL's at low resolution (side views: four stripes; top views: a
 seven-fold ring around a channel), but it has no secondary structure, residues or sequence;
-use a real model (``--structure 1AON.pdb``) for anything that needs them. It is deterministic:
+use a real atomic model (e.g. PDB 1AON) for anything that needs them. It is deterministic:
 built from a fixed internal seed, the same on every machine.
 
 References
