@@ -29,12 +29,12 @@ import torch
 from cryoden.filters import gaussian_filter, lowpass
 from cryoden.inference.denoise import Denoiser
 from cryoden.metrics import psnr
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 from cryoden.nets.config import NetworkConfig
 from cryoden.simulation.datasets import simulate_images
+from cryoden.training import TrainConfig, train
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.defaults import default_network
-from cryoden.training.loop import TrainConfig, train
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,10 +43,10 @@ DEFAULT_TEST = REPO.parent / "shared" / "data" / "groel" / "1AON.pdb.gz"
 #: method -> (scheme, network config, needs pairs)
 METHODS = {
     "n2n-unet": ("n2n", default_network("n2n"), True),
-    "n2n-seed5": ("n2n", NetworkConfig(arch="seed5"), True),
-    "n2n-seed4": ("n2n", NetworkConfig(arch="seed4"), True),
+    "n2n-seed5": ("n2n", default_network("n2n", "seed5"), True),
+    "n2n-seed4": ("n2n", default_network("n2n", "seed4"), True),
     "n2v": ("n2v", default_network("n2v"), False),
-    "n2v2": ("n2v2", NetworkConfig(arch="unet", blurpool=True, top_skip=False), False),
+    "n2v2": ("n2v2", default_network("n2v2"), False),
     "ne2ne": ("ne2ne", default_network("ne2ne"), False),
 }
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument(
         "--reference",
         default=None,
-        help="Neighbor2Neighbor's regulariser reference: polyphase (default), full, mirrored",
+        help="Neighbor2Neighbor's regulariser reference: polyphase (default) or full (the paper's)",
     )
     parser.add_argument(
         "--input-image",

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 
 import numpy as np
 import pytest
 import torch
 
 from cryoden.errors import ParameterError
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 from cryoden.nets import NetworkConfig
 from cryoden.nets.registry import build_network
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.loop import TrainConfig, default_checkpoint_dir, train
 
-from .helpers import blob_images, noisy_pairs
+from .helpers import blob_images, noisy_pairs, umask
 
 NET = NetworkConfig(depth=2, base_channels=4)
 FAST = {
@@ -88,16 +89,47 @@ def dataclass_replace(config: TrainConfig, **changes) -> TrainConfig:
 
 def test_same_seed_same_run_and_logs(pairs, tmp_path, caplog):
     config = TrainConfig(epochs=2, **FAST)
-    with caplog.at_level(logging.INFO, logger="cryoden.training.loop"):
+    with caplog.at_level(logging.INFO, logger="cryoden.training"):
         first = train("n2n", NET, pairs, None, config, out=tmp_path / "a", device="cpu")
     assert sum("validation loss" in m for m in caplog.messages) == 2
+    torch.manual_seed(12345)  # the caller's global random state plays no part
     second = train("n2n", NET, pairs, None, config, out=tmp_path / "b", device="cpu")
     assert first.train_losses == second.train_losses
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
     other = train(
         "n2n", NET, pairs, None, dataclass_replace(config, seed=8), out=tmp_path / "c",
         device="cpu",
     )  # fmt: skip
     assert other.train_losses != first.train_losses
+
+
+def test_train_leaves_the_global_torch_state_as_it_found_it(pairs, tmp_path):
+    """The run's seeding, thread count and deterministic mode do not leak to the caller."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(2024)
+        before = torch.get_rng_state()
+        config = TrainConfig(epochs=1, **FAST)  # threads=1 during the run
+        train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+        assert torch.equal(torch.get_rng_state(), before)
+        assert torch.get_num_threads() == 2
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def test_model_file_and_checkpoint_get_the_umask_permissions(pairs, tmp_path):
+    """Outputs are written 0o666 less the umask (here 0o644), not a temporary file's 0o600."""
+    with umask(0o022):
+        train("n2n", NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
+    files = [*(tmp_path / "m").glob("*.*"), *(tmp_path / "m" / "checkpoint").iterdir()]
+    names = sorted(f.name for f in files)
+    assert names == ["checkpoint-0001.safetensors", "checkpoint.json", "config.json",
+                     "weights.safetensors"]  # fmt: skip
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
 
 
 def test_model_file_holds_the_best_weights_and_a_summary(pairs, tmp_path):

@@ -10,12 +10,11 @@ from torch import nn
 from cryoden.errors import ParameterError
 from cryoden.inference.denoise import Denoiser
 from cryoden.metrics.high_frequency import high_frequency_power_ratio
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.polyphase import cell_mean_polyphase, merge_polyphase, split_polyphase
-from cryoden.nets.registry import build_network
-from cryoden.training.data import SingleDataset, sample_patches
-from cryoden.training.loop import TrainConfig, train
+from cryoden.training import TrainConfig, train
+from cryoden.training.data import SingleDataset
 from cryoden.training.neighbor2neighbor import (
     INPUT_IMAGES,
     NEIGHBOUR_PAIRS,
@@ -23,25 +22,14 @@ from cryoden.training.neighbor2neighbor import (
     cell_mean_subsample,
     draw_neighbour_pairs,
     fit_output_affine,
-    mirrored_positions,
     neighbour_subsample,
     subsample,
 )
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
 
-TINY = NetworkConfig(base_channels=8, depth=2)
-
+from .helpers import TINY, gen, tiny_network, train_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_network(config: NetworkConfig = TINY, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_network(config)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # --- sub-sampling ------------------------------------------------------------------------
@@ -218,8 +206,8 @@ def test_bad_parameters_raise():
         Neighbor2Neighbor(reference="half")
     with pytest.raises(ParameterError, match="input_image"):
         Neighbor2Neighbor(input_image="cell")
-    with pytest.raises(ParameterError, match="mirrored"):
-        Neighbor2Neighbor(reference="mirrored")  # the default input is the cell mean
+    with pytest.raises(ParameterError, match="reference"):
+        Neighbor2Neighbor(reference="mirrored")
 
 
 def test_registered_and_follows_the_protocol():
@@ -233,52 +221,10 @@ def test_registered_and_follows_the_protocol():
 # --- training ----------------------------------------------------------------------------
 
 
-def _shapes_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Hard-edged discs and squares: plenty of high-frequency power in the clean image."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    image = np.zeros((size, size))
-    for _ in range(6):
-        cy, cx = rng.uniform(8, size - 8, 2)
-        r = rng.uniform(3, 9)
-        amplitude = rng.uniform(0.5, 1.5)
-        if rng.random() < 0.5:
-            image[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] += amplitude
-        else:
-            image[(abs(yy - cy) < r) & (abs(xx - cx) < r)] += amplitude
-    return image.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def noisy_shapes() -> tuple[np.ndarray, np.ndarray]:
-    """Five clean 64 x 64 images (four to train on, one held out) and their noisy versions."""
-    rng = np.random.default_rng(10)
-    clean = np.stack([_shapes_image(rng) for _ in range(5)])
-    noisy = clean + rng.normal(scale=0.5, size=clean.shape).astype(np.float32)
-    return clean, noisy.astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def trained(noisy_shapes) -> tuple[np.ndarray, list[float]]:
     """Train a tiny U-Net for 60 steps; the denoised held-out image and the step losses."""
-    _, noisy = noisy_shapes
-    mean, std = float(noisy.mean()), float(noisy.std())
-    normalised = [(im[None] - mean) / std for im in noisy]
-    network = tiny_network()
-    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
-    scheme = Neighbor2Neighbor()
-    generator = gen(11)
-    losses = []
-    for _ in range(60):
-        batch = sample_patches(normalised[:-1], patch=32, batch=8, generator=generator)
-        loss = scheme.loss(network, batch, generator=generator)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    network.eval()
-    with torch.no_grad():
-        out = network(torch.from_numpy(normalised[-1][None]))
-    return out[0, 0].numpy() * std + mean, losses
+    return train_tiny(Neighbor2Neighbor(), noisy_shapes[1])
 
 
 def test_loss_is_finite_and_decreases(trained):
@@ -337,7 +283,7 @@ def _train_two_steps(noisy: np.ndarray, tmp_path, scheme: Neighbor2Neighbor):
 def test_denoiser_shows_the_network_what_it_was_trained_on(noisy_shapes, tmp_path, input_image):
     """The model file records the input image; the denoiser's polyphase prediction feeds the
     network the sub-images' cell means (cell-mean) or the sub-images (neighbour), then merges.
-    A model file without the record (older files) is applied the paper's way."""
+    A model file without the record is applied the paper's way."""
     model = _train_two_steps(noisy_shapes[1], tmp_path, Neighbor2Neighbor(input_image=input_image))
     assert model.config.scheme_options == {"input_image": input_image}
     denoiser = Denoiser(model, device="cpu", precision="fp32", backend="torch", threads=1)
@@ -354,38 +300,6 @@ def test_denoiser_shows_the_network_what_it_was_trained_on(noisy_shapes, tmp_pat
     model.config.scheme_options = {"input_image": "cell"}
     with pytest.raises(ParameterError, match="input_image"):
         Denoiser(model, device="cpu", threads=1)
-
-
-def test_mirrored_pairs_share_the_direction_and_no_pixel():
-    k1 = torch.tensor([p[0] for p in NEIGHBOUR_PAIRS])
-    k2 = torch.tensor([p[1] for p in NEIGHBOUR_PAIRS])
-    m1, m2 = mirrored_positions(k1, k2)
-    for a, b, c, d in zip(k1.tolist(), k2.tolist(), m1.tolist(), m2.tolist()):
-        assert {c, d}.isdisjoint({a, b})
-        assert (c, d) in NEIGHBOUR_PAIRS
-        assert (a ^ b) == (c ^ d)  # same direction (horizontal: 1, vertical: 2)
-        assert (c - d) == (a - b)  # and the same orientation
-
-
-def test_mirrored_reference_does_not_see_the_pair():
-    """For any network, the mirrored reference's expected difference at a cell does not depend
-    on the noisy values of that cell's own pair (g1, g2): the regulariser's target carries none
-    of their noise. The polyphase reference does."""
-    torch.manual_seed(0)
-    network = tiny_network().eval()
-    batch = torch.randn(1, 1, 32, 32)
-    k1, k2 = draw_neighbour_pairs(tuple(batch.shape), generator=torch.Generator().manual_seed(1))
-    cy, cx = 7, 9  # one cell; its pixels are at (2 cy + dy, 2 cx + dx), k = 2 dy + dx
-    changed = batch.clone()
-    for k in (int(k1[0, 0, cy, cx]), int(k2[0, 0, cy, cx])):
-        changed[0, 0, 2 * cy + k // 2, 2 * cx + k % 2] += 25.0
-    for reference, unchanged in (("mirrored", True), ("polyphase", False)):
-        scheme = Neighbor2Neighbor(reference=reference, input_image="neighbour")
-        before = scheme.expected_difference(network, batch, k1, k2)
-        after = scheme.expected_difference(network, changed, k1, k2)
-        assert before.shape == (1, 1, 16, 16)
-        same = torch.allclose(before[0, 0, cy, cx], after[0, 0, cy, cx], atol=1e-6)
-        assert same == unchanged, reference
 
 
 def test_output_fit_is_the_least_squares_slope_of_the_neighbour():
@@ -417,8 +331,8 @@ def test_scale_output_folds_an_affine_map_into_the_last_layer():
             before = network(x)
             scale_output(network, 0.8, 0.25)
             torch.testing.assert_close(network(x), 0.8 * before + 0.25, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="residual"):
-        scale_output(tiny_network(NetworkConfig(base_channels=4, depth=2, residual=True)), 1, 0)
+    with pytest.raises(ValueError, match="head"):
+        scale_output(nn.Identity(), 1, 0)
 
 
 def test_calibration_can_be_switched_off(noisy_shapes, tmp_path):

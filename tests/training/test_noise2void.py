@@ -16,12 +16,10 @@ from cryoden.metrics.high_frequency import (
     high_frequency_power,
     high_frequency_power_ratio,
 )
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 from cryoden.nets.config import NetworkConfig
-from cryoden.nets.polyphase import merge_polyphase, split_polyphase
-from cryoden.nets.registry import build_network
-from cryoden.training.data import SingleDataset, sample_patches
-from cryoden.training.loop import TrainConfig, train
+from cryoden.training import TrainConfig, train
+from cryoden.training.data import SingleDataset
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import (
     N2V2,
@@ -34,19 +32,9 @@ from cryoden.training.noise2void import (
 )
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
 
-TINY = NetworkConfig(base_channels=8, depth=2)
-
+from .helpers import TINY, gen, shapes_image, tiny_network, train_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_network(config: NetworkConfig = TINY, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_network(config)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _masked_positions(mask: torch.Tensor) -> list[tuple[int, int, int, int]]:
@@ -153,8 +141,6 @@ def test_bad_masking_parameters_raise():
         Noise2Void(neighborhood=4)
     with pytest.raises(ParameterError, match="replacement"):
         Noise2Void(replacement="mean")
-    with pytest.raises(ParameterError, match="variant"):
-        Noise2Void(variant="n2v3")
     with pytest.raises(ParameterError, match="loss"):
         Noise2Void(loss="huber")
     with pytest.raises(ParameterError, match=r"\(B, C, H, W\)"):
@@ -252,10 +238,10 @@ def test_schemes_are_registered_and_follow_the_protocol():
 
 def test_n2v2_defaults_and_network_tweaks():
     plain, n2v2 = Noise2Void(), N2V2()
-    assert (plain.variant, plain.replacement, plain.network_tweaks) == ("n2v", "random", {})
-    assert (n2v2.variant, n2v2.replacement) == ("n2v2", "median")
+    assert (plain.name, plain.replacement, plain.network_tweaks) == ("n2v", "random", {})
+    assert (n2v2.name, n2v2.replacement) == ("n2v2", "median")
     assert n2v2.network_tweaks == N2V2_NETWORK_TWEAKS == {"blurpool": True, "top_skip": False}
-    assert Noise2Void(variant="n2v2").replacement == "median"
+    assert N2V2(replacement="random").replacement == "random"
     config = n2v2_network_config(NetworkConfig(base_channels=8, depth=3))
     assert (config.blurpool, config.top_skip, config.base_channels) == (True, False, 8)
     assert n2v2_network_config().blurpool
@@ -279,66 +265,17 @@ def test_n2v2_warns_once_about_a_plain_network(caplog):
 # --- training ----------------------------------------------------------------------------
 
 
-def _shapes_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Hard-edged discs and squares: plenty of high-frequency power in the clean image."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    image = np.zeros((size, size))
-    for _ in range(6):
-        cy, cx = rng.uniform(8, size - 8, 2)
-        r = rng.uniform(3, 9)
-        amplitude = rng.uniform(0.5, 1.5)
-        if rng.random() < 0.5:
-            image[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] += amplitude
-        else:
-            image[(abs(yy - cy) < r) & (abs(xx - cx) < r)] += amplitude
-    return image.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def noisy_shapes() -> tuple[np.ndarray, np.ndarray]:
-    """Five clean 64 x 64 images (four to train on, one held out) and their noisy versions."""
-    rng = np.random.default_rng(10)
-    clean = np.stack([_shapes_image(rng) for _ in range(5)])
-    noisy = clean + rng.normal(scale=0.5, size=clean.shape).astype(np.float32)
-    return clean, noisy.astype(np.float32)
-
-
-def _train(
-    scheme, config: NetworkConfig, noisy: np.ndarray, steps: int = 60, polyphase: bool = False
-) -> np.ndarray:
-    """Train on noisy[:-1]; return the denoised held-out image noisy[-1] (original scale),
-    predicted at full size or, with ``polyphase``, as cryoden denoise does for Ne2Ne models."""
-    mean, std = float(noisy.mean()), float(noisy.std())
-    normalised = [(im[None] - mean) / std for im in noisy]
-    network = tiny_network(config)
-    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
-    generator = gen(11)
-    for _ in range(steps):
-        batch = sample_patches(normalised[:-1], patch=32, batch=8, generator=generator)
-        loss = scheme.loss(network, batch, generator=generator)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    network.eval()
-    x = torch.from_numpy(normalised[-1][None])
-    with torch.no_grad():
-        if polyphase:
-            out = merge_polyphase(network(split_polyphase(x)), tuple(x.shape[-2:]))
-        else:
-            out = network(x)
-    return out[0, 0].numpy() * std + mean
-
-
 @pytest.fixture(scope="module")
 def denoised(noisy_shapes) -> dict[str, np.ndarray]:
     _, noisy = noisy_shapes
     return {
-        "n2v": _train(Noise2Void(mask_fraction=1 / 16), TINY, noisy),
-        "n2v2": _train(N2V2(mask_fraction=1 / 16), n2v2_network_config(TINY), noisy),
-        "ne2ne": _train(Neighbor2Neighbor(), TINY, noisy, polyphase=True),
+        "n2v": train_tiny(Noise2Void(mask_fraction=1 / 16), noisy)[0],
+        "n2v2": train_tiny(N2V2(mask_fraction=1 / 16), noisy, config=n2v2_network_config(TINY))[0],
+        "ne2ne": train_tiny(Neighbor2Neighbor(), noisy, polyphase=True)[0],
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["n2v", "n2v2", "ne2ne"])
 def test_training_lowers_the_error_against_the_clean_image(noisy_shapes, denoised, name):
     clean, noisy = noisy_shapes
@@ -348,6 +285,7 @@ def test_training_lowers_the_error_against_the_clean_image(noisy_shapes, denoise
     assert mse_denoised < 0.3 * mse_noisy, (mse_denoised, mse_noisy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["n2v", "n2v2", "ne2ne"])
 def test_no_checkerboard_in_the_denoised_output(noisy_shapes, denoised, name):
     clean, noisy = noisy_shapes
@@ -372,7 +310,7 @@ def test_high_frequency_masks_hold_the_shell_and_the_nyquist_lines():
 
 def test_high_frequency_power_ratio_flags_a_checkerboard():
     rng = np.random.default_rng(12)
-    clean = _shapes_image(rng)
+    clean = shapes_image(rng)
     assert high_frequency_power_ratio(clean, clean) == pytest.approx(1.0)
     yy, xx = np.mgrid[0:64, 0:64]
     # ...where a checkerboard puts all its power: the shell alone would not see it.

@@ -1,17 +1,20 @@
-"""Model files: the network config, the normalisation record, safetensors weights, loading.
+"""Model files: the model config, the normalisation record, safetensors weights, loading.
 
 Training writes model files and inference reads them; both stand on this layer, which stands on
-``nets`` alone. Nothing here ever unpickles.
+``nets`` and ``io`` alone. Nothing here ever unpickles.
 """
 
-from cryoden.models.modelfile import LoadedModel, ModelConfig, load_model, save_model
+from cryoden.models.config import SCHEME_ALIASES, ModelConfig
+from cryoden.models.files import LoadedModel, check_safetensors, load_model, save_model
 from cryoden.models.normalization import NormalizationSpec, RobustNormalization
 
 __all__ = [
+    "SCHEME_ALIASES",
     "LoadedModel",
     "ModelConfig",
     "NormalizationSpec",
     "RobustNormalization",
+    "check_safetensors",
     "load_model",
     "save_model",
 ]

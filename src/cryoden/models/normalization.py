@@ -52,8 +52,8 @@ class RobustNormalization:
         The center is the median; the scale is ``(p_high - p_low) / (z_high - z_low)``, the
         standard deviation of a Gaussian with those percentiles. If that is 0 (a mostly flat
         image) the standard deviation is used, then 1. Images of more than ``FIT_MAX_PIXELS``
-        pixels are fitted on a regular subsample of that many pixels (the percentiles of a
-        4-megapixel sample are exact to well under 1 %; memory and time stay bounded).
+        pixels are fitted on a regular subsample of that many pixels: millions of pixels fix
+        the percentiles closely, and memory and time stay bounded.
         """
         flat = np.asarray(image).ravel()
         step = -(-flat.size // FIT_MAX_PIXELS)

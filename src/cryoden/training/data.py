@@ -8,6 +8,7 @@ patches with random flips and 90° rotations from such arrays.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -230,3 +231,76 @@ def sample_patches(
             p = torch.flip(p, dims=(-1,))
         out[i] = torch.rot90(p, k=sym % 4, dims=(-2, -1))
     return out
+
+
+@dataclass
+class TrainingData:
+    """The images of a training run and what the model file records about them.
+
+    Attributes
+    ----------
+    train, validation
+        ``(C, H, W)`` float32 arrays (``validation`` may be empty).
+    summary
+        JSON-ready facts: channels and sources (for a dataset), image counts and shapes.
+    normalization
+        The dataset's normalisation, or ``None`` when arrays were given.
+    """
+
+    train: list[np.ndarray]
+    validation: list[np.ndarray]
+    summary: dict[str, Any]
+    normalization: NormalizationSpec | None
+
+
+def _as_arrays(images: ImageDataset | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(images, ImageDataset):
+        return list(images.images)
+    return [np.asarray(im, dtype=np.float32) for im in images]
+
+
+def training_data(
+    train_images: ImageDataset | Sequence[np.ndarray],
+    val_images: ImageDataset | Sequence[np.ndarray] | None,
+    *,
+    validation_fraction: float,
+    seed: int,
+) -> TrainingData:
+    """The training and validation arrays, checked to be ``(C, H, W)``, with their summary.
+
+    Without ``val_images``, ``validation_fraction`` of the whole training images are held out
+    (:func:`split_indices` with ``seed``).
+
+    Raises
+    ------
+    ParameterError
+        For images that are not ``(C, H, W)``, or no training images.
+    """
+    summary: dict[str, Any] = {}
+    if isinstance(train_images, ImageDataset):
+        summary["channels"] = train_images.channels
+        if train_images.sources is not None:
+            summary["sources"] = list(train_images.sources)
+    train_list = _as_arrays(train_images)
+    if val_images is None:
+        train_idx, val_idx = split_indices(len(train_list), validation_fraction, seed=seed)
+        val_list = [train_list[i] for i in val_idx]
+        train_list = [train_list[i] for i in train_idx]
+    else:
+        val_list = _as_arrays(val_images)
+    for name, images in (("training", train_list), ("validation", val_list)):
+        for im in images:
+            if im.ndim != 3:
+                raise ParameterError(f"{name} images must be (C, H, W), got shape {im.shape}")
+    if not train_list:
+        raise ParameterError("no training images")
+    shapes = sorted({tuple(int(s) for s in im.shape[-2:]) for im in train_list + val_list})
+    summary.update(
+        {
+            "n_train_images": len(train_list),
+            "n_validation_images": len(val_list),
+            "shapes": [list(s) for s in shapes],
+        }
+    )
+    spec = getattr(train_images, "normalization", None)
+    return TrainingData(train_list, val_list, summary, spec)

@@ -1,40 +1,87 @@
 """The network each training scheme trains when the user names no width, depth or layout.
 
-Chosen on measured quality per FLOP (README, "What the numbers say"): for Noise2Noise, the
-fastest U-Net within 0.2 dB of the best one on the held-out check. The space-to-depth U-Net of
-base 16 (it works on 2×2 pixel blocks at half size; 22.5 kFLOP per pixel) scored 28.55 / 28.40 dB
-at seeds 0 / 1 against 28.77 / 28.37 dB for the plain base-8 U-Net (22.3 kFLOP per pixel), 0.10 dB
-lower on the mean, and denoises a 4096² micrograph about 1.6× faster on a 2-core CPU (its
-convolutions are wider, so they use the CPU's vector units better). Noise2Void and
-Neighbor2Neighbor keep the plain base-8 U-Net, on which their quality was measured (the blind
-spot and the half-scale sub-images are per pixel; packing 2×2 blocks is not measured there).
+This is the one place that says which network a scheme trains by default; the command line,
+the benchmarks and the study take it from :func:`default_network`.
+:class:`~cryoden.nets.config.NetworkConfig` only fills in architecture-level values for fields
+left ``None``.
+
+The choices, and why:
+
+- Noise2Noise trains the space-to-depth U-Net of base 16: it works on 2×2 pixel blocks at half
+  size, so for about the FLOPs per pixel of the plain base-8 U-Net its convolutions are wider
+  and use the CPU's vector units better, with quality on a par (the measurements are in
+  ``benchmarks/results/``).
+- Noise2Void and Neighbor2Neighbor train the plain base-8 U-Net: the blind spot and the
+  half-scale sub-images work pixel by pixel, which packing 2×2 blocks into channels would mix.
+- N2V2 trains the same U-Net with N2V2's blur-pool downsampling and no top-level skip
+  (:data:`~cryoden.training.noise2void.N2V2_NETWORK_TWEAKS`).
+
+Other architectures (the study's ``seed5`` / ``seed4``) have no per-scheme settings.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from cryoden.errors import ParameterError
 from cryoden.nets.config import NetworkConfig
+from cryoden.training.noise2void import N2V2_NETWORK_TWEAKS
 
-#: U-Net settings per scheme name, over :class:`~cryoden.nets.config.NetworkConfig`'s defaults.
-DEFAULT_UNET: dict[str, dict[str, int]] = {
+_PLAIN_UNET: dict[str, Any] = {"base_channels": 8, "depth": 4, "space_to_depth": 1}
+
+#: U-Net settings per scheme name; every scheme registered for training has an entry.
+DEFAULT_UNET: dict[str, dict[str, Any]] = {
     "n2n": {"base_channels": 16, "depth": 4, "space_to_depth": 2},
+    "n2v": dict(_PLAIN_UNET),
+    "n2v2": {**_PLAIN_UNET, **N2V2_NETWORK_TWEAKS},
+    "ne2ne": dict(_PLAIN_UNET),
 }
 
 
 def default_network(scheme: str, arch: str = "unet", **options: Any) -> NetworkConfig:
     """The network config ``scheme`` trains by default, with ``options`` (not ``None``) on top.
 
-    Each given option replaces its own field only: ``default_network("n2n", space_to_depth=1)``
-    is the plain U-Net of base 16.
+    Parameters
+    ----------
+    scheme
+        A training scheme's registry name (``"n2n"``, ``"n2v"``, ``"n2v2"``, ``"ne2ne"``).
+    arch
+        The architecture; per-scheme settings apply to ``"unet"`` only.
+    **options
+        :class:`~cryoden.nets.config.NetworkConfig` fields; each given (not ``None``) option
+        replaces its own field only, so callers can pass optional settings straight through.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown scheme, or options the network refuses.
 
     Examples
     --------
     >>> default_network("n2n").space_to_depth, default_network("n2v").space_to_depth
     (2, 1)
-    >>> default_network("n2n", base_channels=8).base_channels
-    8
+    >>> default_network("n2n", space_to_depth=1).base_channels
+    16
+    >>> default_network("n2v2").top_skip
+    False
     """
-    fields: dict[str, Any] = dict(DEFAULT_UNET.get(scheme, {})) if arch == "unet" else {}
+    if scheme not in DEFAULT_UNET:
+        raise ParameterError(
+            f"unknown training scheme {scheme!r}; known: {', '.join(DEFAULT_UNET)}"
+        )
+    fields: dict[str, Any] = dict(DEFAULT_UNET[scheme]) if arch == "unet" else {}
     fields.update({k: v for k, v in options.items() if v is not None})
     return NetworkConfig(arch=arch, **fields)
+
+
+def describe_default_network(scheme: str) -> str:
+    """A short phrase for help texts, e.g. ``"U-Net, base 16, depth 4, space-to-depth 2"``."""
+    config = default_network(scheme)
+    words = [f"U-Net, base {config.base_channels}, depth {config.depth}"]
+    if config.space_to_depth != 1:
+        words.append(f"space-to-depth {config.space_to_depth}")
+    if config.blurpool:
+        words.append("blur-pool")
+    if not config.top_skip:
+        words.append("no top skip")
+    return ", ".join(words)

@@ -15,20 +15,22 @@ is a plain attribute (default 2) a caller may change between epochs.
 
 The network learns at half the image's scale, so :class:`cryoden.inference.Denoiser` applies
 Neighbor2Neighbor models to the four 2×2 polyphase sub-images of an image and merges the results
-(:mod:`cryoden.nets.polyphase`); by default the regulariser's ``f(y)`` is computed the same way
-(``reference="polyphase"``), the paper's full-size ``f(y)`` is ``reference="full"``.
+(:mod:`cryoden.nets.polyphase`). By default the regulariser's ``f(y)`` is computed the same way
+(``reference="polyphase"``), so that training sees the network as inference applies it; the
+paper's full-size ``f(y)`` is ``reference="full"``.
 
 Input image. In the paper ``g1`` is one pixel per cell (``input_image="neighbour"``), so each
 sub-image is denoised from a quarter of the image's pixels and must smooth more than a
-full-resolution denoiser: on cryo-EM images at SNR 0.1 that lost mid-frequency detail (held-out
-PSNR 27.2 dB against 28.3 dB for Noise2Void at seed 1). With pixel-independent noise (which the
+full-resolution denoiser, losing mid-frequency detail. With pixel-independent noise (which the
 neighbour pair assumes too) ``g2``'s noise is independent of *every* other pixel, so cryoden's
-default (``input_image="cell-mean"``) gives the network the mean of the
-cell's three pixels other than ``g2``'s (a third of the noise variance) and, at inference, the
-mean of the other three sub-images for each sub-image
-(:func:`cryoden.nets.polyphase.cell_mean_polyphase`): the same kind of input as in training, and
-every output pixel uses three quarters of the pixels (28.6 / 28.3 dB at seeds 0 / 1, README). The
-target ``g2``, the regulariser and the polyphase inference are unchanged.
+default (``input_image="cell-mean"``) gives the network the mean of the cell's three pixels
+other than ``g2``'s (a third of the noise variance) and, at inference, the mean of the other
+three sub-images for each sub-image (:func:`cryoden.nets.polyphase.cell_mean_polyphase`): the
+same kind of input as in training, and every output pixel uses three quarters of the pixels.
+The target ``g2``, the regulariser and the polyphase inference are unchanged.
+
+The paper's method is ``Neighbor2Neighbor(input_image="neighbour", reference="full",
+calibrate=False)``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from cryoden.training.losses import check_loss, regression_loss
 logger = logging.getLogger(__name__)
 
 #: What the regulariser's denoised reference is (see :class:`Neighbor2Neighbor`).
-REFERENCES: tuple[str, ...] = ("polyphase", "full", "mirrored")
+REFERENCES: tuple[str, ...] = ("polyphase", "full")
 
 #: Ordered pairs ``(k1, k2)`` of edge-adjacent positions in a 2 x 2 cell, where position
 #: ``k = 2 * dy + dx`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right). Diagonal pairs
@@ -170,17 +172,6 @@ def input_subsample(
     return cell_mean_subsample(images, k2)
 
 
-def mirrored_positions(k1: torch.Tensor, k2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pair of the same direction in the other row (or column) of each 2 x 2 cell.
-
-    For a horizontal pair (same row) the positions move to the other row; for a vertical pair
-    to the other column: ``(0, 1) -> (2, 3)``, ``(0, 2) -> (1, 3)``, ``(3, 1) -> (2, 0)``... The
-    mirrored pair shares no pixel with ``(k1, k2)``.
-    """
-    flip = torch.where((k1 ^ k2) == 1, 2, 1)
-    return k1 ^ flip, k2 ^ flip
-
-
 def neighbour_subsample(
     images: torch.Tensor, *, generator: torch.Generator, input_image: str = "neighbour"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,34 +240,24 @@ class Neighbor2Neighbor:
     validation_seed
         Seed of the fixed generator :meth:`validation_loss` sub-samples with.
     reference
-        The denoised image the regulariser compares with: ``"full"``, the network applied to the
-        whole patch (the paper's), or ``"polyphase"`` (default), the network applied to the
-        patch's four 2×2 sub-images, merged as :func:`cryoden.nets.polyphase.merge_polyphase`
-        does. cryoden denoises Neighbor2Neighbor models the polyphase way, so the default makes
-        training consistent with inference; on the held-out check the two scored alike, within
-        the run-to-run spread of time-limited training (about ±0.25 dB). Both references at the
-        pixels of ``g1`` and ``g2`` depend on those very pixels' noise, so the regulariser's
-        target carries some of the input's noise. ``"mirrored"`` avoids that: the expected
-        difference of each cell's pair is taken from the network's outputs for the cell's other
-        two pixels, the pair of the same direction in the other row or column
-        (:func:`mirrored_positions`), each predicted from its own polyphase sub-image alone,
-        which contains neither ``g1``'s nor ``g2``'s pixel.
+        The denoised image ``f(y)`` the regulariser compares with: ``"polyphase"`` (default),
+        the network applied to the patch's four 2×2 sub-images and merged as
+        :func:`cryoden.nets.polyphase.merge_polyphase` does, which is how cryoden applies
+        Neighbor2Neighbor models, so training matches inference; or ``"full"``, the network
+        applied to the whole patch, the paper's choice (for a model applied at full size).
     calibrate
         After training, refit the network's output scale and offset in closed form on the
         validation patches (:func:`fit_output_affine`; the trainer folds them into the last
-        layer). Networks trained on the paper's neighbour input put out about 10 % too much
-        (least-squares slope of the clean image on the output 0.89-0.92, against 0.99-1.01 for
-        Noise2Void); the refit measured ``a`` = 0.89 and +0.39 dB on the held-out check at seed
-        1 (0.97 and -0.02 dB at seed 0, where the output was nearly unbiased). With the
-        cell-mean input the fitted scale is 0.98-1.0.
+        layer). The regulariser does not pin the output's scale, so a network can put out a
+        systematically too strong (or weak) image; the refit, judged against ``g2`` whose noise
+        is independent of the input, removes that bias without clean data.
     input_image
         What the network sees of each 2 x 2 cell (the target ``g2`` is always one pixel):
         ``"cell-mean"`` (default), the mean of the cell's three pixels other than ``g2``'s
         (:func:`cell_mean_subsample`), or ``"neighbour"``, the paper's ``g1``, one pixel
         edge-adjacent to ``g2``'s. The regulariser's ``g1(f(y))`` is taken the same way. The
         choice is recorded in the model file (:meth:`scheme_options`), so the denoiser builds
-        the same kind of input at inference. ``"mirrored"`` is a reference for the paper's
-        input only.
+        the same kind of input at inference.
     """
 
     name = "ne2ne"
@@ -307,8 +288,6 @@ class Neighbor2Neighbor:
             raise ParameterError(
                 f"input_image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}"
             )
-        if reference == "mirrored" and input_image != "neighbour":
-            raise ParameterError('reference "mirrored" needs input_image "neighbour"')
         self.input_image = input_image
 
     def __repr__(self) -> str:
@@ -357,21 +336,10 @@ class Neighbor2Neighbor:
     def expected_difference(
         self, network: nn.Module, batch: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor
     ) -> torch.Tensor:
-        """The regulariser's estimate of the signal difference ``g1 - g2`` (no gradient).
-
-        ``(B, 1, H // 2, W // 2)``: ``g1`` minus ``g2`` taken from the reference (see the class
-        docstring) for ``"full"`` and ``"polyphase"``; for ``"mirrored"``, the outputs for the
-        mirrored pair (:func:`mirrored_positions`) of each cell, each from its own polyphase
-        sub-image.
-        """
+        """The regulariser's estimate of the signal difference ``g1 - g2`` (no gradient):
+        ``g1(f(y)) - g2(f(y))``, ``(B, 1, H // 2, W // 2)``, with ``f(y)`` the reference (see
+        the class docstring)."""
         with torch.no_grad():
-            if self.reference == "mirrored":
-                m1, m2 = mirrored_positions(k1, k2)
-                quarters = network(split_polyphase(batch))
-                # (4B, 1, h, w) -> (B, 1, h, w, 4): the four sub-image outputs of each cell
-                b, h2, w2 = int(batch.shape[0]), int(k1.shape[-2]), int(k1.shape[-1])
-                cells = quarters[..., :h2, :w2].reshape(b, 4, 1, h2, w2).permute(0, 2, 3, 4, 1)
-                return _pick(cells, m1) - _pick(cells, m2)
             if self.reference == "polyphase":
                 shape = (int(batch.shape[-2]), int(batch.shape[-1]))
                 quarters = polyphase_inputs(split_polyphase(batch), self.input_image)

@@ -12,7 +12,7 @@ N2V2 (Höck, Buchholz, Brachmann, Jug & Krull, "N2V2 - Fixing Noise2Void Checker
 with Modified Sampling Strategies and a Tweaked Network Architecture", ECCV Workshops 2022) removes
 the checkerboard artefacts of plain Noise2Void with a blur-pool U-Net without its top-level skip
 connection (:func:`n2v2_network_config`) and the median of the neighbourhood, centre excluded, as
-the replacement value.
+the replacement value: the scheme :class:`N2V2`, registered as ``"n2v2"``.
 
 Masking here is *strict*: replacement values never come from another masked pixel, so no masked
 pixel's own value re-enters the input anywhere, and the prediction at a masked pixel does not
@@ -40,10 +40,8 @@ from cryoden.training.losses import check_loss, regression_loss
 logger = logging.getLogger(__name__)
 
 Replacement = Literal["random", "median"]
-Variant = Literal["n2v", "n2v2"]
 
 REPLACEMENTS: tuple[str, ...] = ("random", "median")
-VARIANTS: tuple[str, ...] = ("n2v", "n2v2")
 
 #: Default fraction of masked pixels: one per 5 x 5 cell (see :class:`Noise2Void`).
 DEFAULT_MASK_FRACTION = 0.04
@@ -282,57 +280,50 @@ class Noise2Void:
     """The Noise2Void training scheme (``"n2v"``); patches have 1 channel (single images).
 
     Credit: Krull, Buchholz & Jug, "Noise2Void - Learning Denoising from Single Noisy Images",
-    CVPR 2019. With ``variant="n2v2"`` (or the :class:`N2V2` scheme) the N2V2 sampling of Höck et
-    al. (ECCV Workshops 2022) is used; see the module docstring.
+    CVPR 2019. :class:`N2V2` (``"n2v2"``) is the same scheme with N2V2's replacement and
+    network; see the module docstring.
 
     Parameters
     ----------
     loss
         ``"l2"`` (the paper's) or ``"l1"``, on the masked pixels only.
-    variant
-        ``"n2v"`` or ``"n2v2"``; the variant sets the default ``replacement`` and the
-        :attr:`network_tweaks` the network should be built with.
     mask_fraction
         Fraction of pixels masked per patch, one per stratification cell of side
         ``round(1 / sqrt(mask_fraction))`` (see :func:`mask_cell_size`). The default, 1/25 (cells
-        of 5 x 5), is higher than the papers' 0.2 %: with minutes of CPU training every step
-        counts, and more masked pixels per patch give a less noisy gradient.
+        of 5 x 5), is higher than the papers' 0.2 %: more masked pixels per patch give a less
+        noisy gradient, which matters when training is short.
     neighborhood
         Odd side of the replacement window (5: a 5 x 5 neighbourhood).
     replacement
-        ``"random"`` or ``"median"``; ``None`` takes ``"random"`` for N2V and ``"median"`` for
-        N2V2.
+        ``"random"`` or ``"median"``; ``None`` takes the scheme's own
+        (:attr:`default_replacement`: ``"random"`` for N2V, ``"median"`` for N2V2).
     validation_seed
         Seed of the fixed generator :meth:`validation_loss` masks with.
     """
 
     name = "n2v"
     channels = 1
-    default_variant: Variant = "n2v"
+    #: The replacement used when none is given.
+    default_replacement: Replacement = "random"
 
     def __init__(
         self,
         *,
         loss: str = "l2",
-        variant: Variant | None = None,
         mask_fraction: float = DEFAULT_MASK_FRACTION,
         neighborhood: int = 5,
         replacement: Replacement | None = None,
         validation_seed: int = 0,
     ) -> None:
         self.loss_kind = check_loss(loss)
-        variant = self.default_variant if variant is None else variant
-        if variant not in VARIANTS:
-            raise ParameterError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if replacement is None:
-            replacement = "median" if variant == "n2v2" else "random"
+            replacement = self.default_replacement
         if replacement not in REPLACEMENTS:
             raise ParameterError(
                 f"replacement must be one of {', '.join(REPLACEMENTS)}, got {replacement!r}"
             )
         mask_cell_size(mask_fraction)
         _check_neighborhood(neighborhood)
-        self.variant: Variant = variant
         self.mask_fraction = float(mask_fraction)
         self.neighborhood = neighborhood
         self.replacement: Replacement = replacement
@@ -341,16 +332,16 @@ class Noise2Void:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(loss={self.loss_kind!r}, variant={self.variant!r}, "
+            f"{type(self).__name__}(loss={self.loss_kind!r}, "
             f"mask_fraction={self.mask_fraction!r}, neighborhood={self.neighborhood!r}, "
             f"replacement={self.replacement!r})"
         )
 
     @property
     def network_tweaks(self) -> dict[str, Any]:
-        """Network options the variant calls for: ``{}`` for N2V, blur-pool and no top skip for
-        N2V2 (apply with ``network_config.replace(**scheme.network_tweaks)``)."""
-        return dict(N2V2_NETWORK_TWEAKS) if self.variant == "n2v2" else {}
+        """Network options the scheme calls for (apply with
+        ``network_config.replace(**scheme.network_tweaks)``): none for N2V."""
+        return {}
 
     def mask(self, batch: torch.Tensor, *, generator: torch.Generator) -> MaskedBatch:
         """Mask ``batch`` with this scheme's settings (see :func:`blind_spot_mask`)."""
@@ -387,7 +378,7 @@ class Noise2Void:
         return self.loss(network, batch, generator=generator)
 
     def _check_network(self, network: nn.Module) -> None:
-        """Warn once when an N2V2 scheme trains a network without the N2V2 options."""
+        """Warn once when the network lacks the options of :attr:`network_tweaks`."""
         if self._network_checked:
             return
         self._network_checked = True
@@ -399,20 +390,27 @@ class Noise2Void:
         }
         if wrong:
             logger.warning(
-                "N2V2 expects a network with %s, got %s: checkerboard artefacts may remain",
+                "%s expects a network with %s, got %s: checkerboard artefacts may remain",
+                type(self).__name__,
                 self.network_tweaks,
                 wrong,
             )
 
 
 class N2V2(Noise2Void):
-    """The N2V2 training scheme (``"n2v2"``): Noise2Void with median replacement.
+    """The N2V2 training scheme (``"n2v2"``): Noise2Void with median replacement, for the
+    blur-pool U-Net without top-level skip (:func:`n2v2_network_config`).
 
     Credit: Höck, Buchholz, Brachmann, Jug & Krull, "N2V2 - Fixing Noise2Void Checkerboard
     Artifacts with Modified Sampling Strategies and a Tweaked Network Architecture", ECCV
-    Workshops 2022. Train it with the network of :func:`n2v2_network_config` (blur-pool, no
-    top-level skip); it logs a warning otherwise. Parameters as :class:`Noise2Void`.
+    Workshops 2022. It logs a warning when trained on a network without the N2V2 options.
+    Parameters as :class:`Noise2Void` (``replacement`` defaults to ``"median"``).
     """
 
     name = "n2v2"
-    default_variant: Variant = "n2v2"
+    default_replacement: Replacement = "median"
+
+    @property
+    def network_tweaks(self) -> dict[str, Any]:
+        """Blur-pool downsampling and no top-level skip (:data:`N2V2_NETWORK_TWEAKS`)."""
+        return dict(N2V2_NETWORK_TWEAKS)

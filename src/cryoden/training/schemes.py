@@ -27,7 +27,7 @@ Protocol
 
 ``scheme_options() -> dict`` (optional)
     Settings that decide how the trained model is applied, recorded in the model file
-    (:attr:`cryoden.models.modelfile.ModelConfig.scheme_options`) and in the checkpoint's
+    (:attr:`cryoden.models.ModelConfig.scheme_options`) and in the checkpoint's
     identity. Neighbor2Neighbor records its ``input_image``.
 
 Scheme classes are built as ``cls(loss="l2")`` (keyword ``loss``: ``"l2"`` or ``"l1"``) by
@@ -61,8 +61,8 @@ class Scheme(Protocol):
     def validation_loss(self, network: nn.Module, batch: torch.Tensor) -> torch.Tensor: ...
 
 
-#: Scheme classes by name. Noise2Void (``"n2v"``) and Neighbor2Neighbor (``"ne2ne"``) are added
-#: here by their modules' owner: import the class above and add one line below.
+#: Scheme classes by registry name, the name model files and checkpoints record. N2V2 is its own
+#: scheme (``"n2v2"``: Noise2Void with N2V2's replacement and network).
 SCHEMES: dict[str, type] = {
     Noise2Noise.name: Noise2Noise,
     Noise2Void.name: Noise2Void,

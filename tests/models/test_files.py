@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from cryoden.errors import InputFileError
-from cryoden.models.modelfile import ModelConfig, load_model, save_model
+from cryoden.models import ModelConfig, load_model, save_model
 from cryoden.models.normalization import NormalizationSpec
 from cryoden.nets import NetworkConfig, build_network
 
@@ -158,7 +160,7 @@ def test_scheme_options_round_trip_and_default(tmp_path):
     config.scheme_options = {"input_image": "cell-mean"}
     path = save_model(tmp_path / "m", _trained_looking_network(), config)
     assert load_model(path).config.scheme_options == {"input_image": "cell-mean"}
-    _edit_config(path, lambda d: d.pop("scheme_options"))  # a file from before the field
+    _edit_config(path, lambda d: d.pop("scheme_options"))  # a file without the field
     assert load_model(path).config.scheme_options == {}
     _edit_config(path, lambda d: d.update(scheme_options=["cell-mean"]))
     with pytest.raises(InputFileError, match="scheme_options"):
@@ -217,7 +219,7 @@ def test_saving_is_atomic_overwrite(tmp_path):
 
 def test_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
     """A valid safetensors file whose 8-byte header length begins with byte 0x80 loads."""
-    from cryoden.models.modelfile import check_safetensors
+    from cryoden.models import check_safetensors
 
     for pad in range(300):
         path = tmp_path / f"t{pad}.safetensors"
@@ -226,3 +228,39 @@ def test_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_path)
             check_safetensors(path)  # must not raise
             return
     pytest.skip("no metadata length produced a 0x80 first byte")
+
+
+@pytest.fixture
+def umask_022():
+    """Run with umask 0o022, then restore the caller's umask."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("name", ["model", "model.safetensors"])
+def test_saved_files_get_the_umask_permissions(tmp_path, name, umask_022):
+    """Model files are readable by others like any output (0o666 less the umask), not 0o600."""
+    path = save_model(tmp_path / name, _trained_looking_network(), _model_config())
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    assert files
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
+
+
+def test_an_nb2nb_model_loads_as_neighbor2neighbor_and_denoises(tmp_path):
+    """A model file whose config names the scheme ``"nb2nb"`` loads as ``"ne2ne"`` and is
+    applied like a Neighbor2Neighbor model (polyphase inference)."""
+    from cryoden.inference.denoise import Denoiser
+
+    config = ModelConfig(network=CONFIG, scheme="ne2ne")
+    path = save_model(tmp_path / "old", _trained_looking_network(), config)
+    _edit_config(path, lambda d: d.update(scheme="nb2nb"))
+    assert json.loads((path / "config.json").read_text())["scheme"] == "nb2nb"
+    model = load_model(path)
+    assert model.config.scheme == "ne2ne"
+    denoiser = Denoiser(model, device="cpu", threads=1)
+    assert denoiser.polyphase
+    image = np.random.default_rng(0).normal(size=(40, 36)).astype(np.float32)
+    denoised = denoiser(image)
+    assert denoised.shape == image.shape and np.isfinite(denoised).all()

@@ -1,21 +1,21 @@
-"""Model files: network weights (safetensors) plus a JSON config; never a pickle.
+"""Model files on disk: network weights (safetensors) plus the JSON model config.
 
 Two layouts hold the same content:
 
 - a directory with ``config.json`` and ``weights.safetensors``;
 - one ``.safetensors`` file whose metadata key ``cryoden_config`` holds the JSON config.
 
-Loading checks the file's first bytes before anything else: a pickle (``torch.save`` of old),
-a zip (``torch.save``'s default format) or anything else that is not safetensors is refused
-with :class:`~cryoden.errors.InputFileError`. Nothing is ever unpickled.
+Loading checks the file's first bytes before anything else: a pickle (``torch.save``'s legacy
+format), a zip (``torch.save``'s default format) or anything else that is not safetensors is
+refused with :class:`~cryoden.errors.InputFileError`. Nothing is ever unpickled. Each file is
+written with :func:`cryoden.io.atomic.atomic_output`, so a reader never sees half a model.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,102 +24,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from cryoden import __version__
 from cryoden.errors import CryodenError, InputFileError, ParameterError
-from cryoden.models.normalization import NormalizationSpec
-from cryoden.nets.config import NetworkConfig
+from cryoden.io.atomic import atomic_output
+from cryoden.models.config import ModelConfig
 from cryoden.nets.registry import build_network
 
-#: Version of the model-file layout this cryoden writes and the newest it reads.
-FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 METADATA_KEY = "cryoden_config"
 _MAX_HEADER = 100 * 1024 * 1024
-
-#: Scheme names of older model files and the names they have now (Neighbor2Neighbor was
-#: ``"nb2nb"`` in model files before it took the CLI's ``"ne2ne"`` everywhere).
-SCHEME_ALIASES: dict[str, str] = {"nb2nb": "ne2ne"}
-
-
-@dataclass
-class ModelConfig:
-    """Everything besides the weights that a model file records.
-
-    Parameters
-    ----------
-    network
-        The network's configuration (rebuilds it).
-    normalization
-        How inputs are normalised (fitted per image at inference).
-    scheme
-        The training scheme's registry name (``"n2n"``, ``"n2v"``, ...).
-    training
-        Summary of the training: data (number of images, shapes, sources), epochs, final and
-        best losses, the training configuration. Free-form JSON.
-    scheme_options
-        The scheme's settings that decide how the model is applied (JSON object; e.g.
-        Neighbor2Neighbor's ``{"input_image": "cell-mean"}``). Empty for schemes without any,
-        and in files written before the field existed (read as the scheme's original form).
-    cryoden_version
-        The version that wrote the file.
-    format_version
-        The model-file layout version.
-    """
-
-    network: NetworkConfig
-    normalization: NormalizationSpec = field(default_factory=NormalizationSpec)
-    scheme: str = "n2n"
-    training: dict[str, Any] = field(default_factory=dict)
-    scheme_options: dict[str, Any] = field(default_factory=dict)
-    cryoden_version: str = __version__
-    format_version: int = FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {
-            "format_version": self.format_version,
-            "cryoden_version": self.cryoden_version,
-            "network": self.network.to_dict(),
-            "normalization": self.normalization.to_dict(),
-            "scheme": self.scheme,
-            "scheme_options": self.scheme_options,
-            "training": self.training,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build and validate (ParameterError for a missing or bad field)."""
-        if not isinstance(data, dict):
-            raise ParameterError("the model config must be a JSON object")
-        missing = [k for k in ("format_version", "network", "scheme") if k not in data]
-        if missing:
-            raise ParameterError(f"the model config lacks {', '.join(missing)}")
-        version = data["format_version"]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ParameterError(f"bad model format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise ParameterError(
-                f"model format version {version} is newer than this cryoden reads "
-                f"({FORMAT_VERSION}); upgrade cryoden"
-            )
-        training = data.get("training", {})
-        if not isinstance(training, dict):
-            raise ParameterError("the model config's training summary must be a JSON object")
-        if not isinstance(data["scheme"], str):
-            raise ParameterError("the model config's scheme must be a string")
-        scheme_options = data.get("scheme_options", {})
-        if not isinstance(scheme_options, dict):
-            raise ParameterError("the model config's scheme_options must be a JSON object")
-        return cls(
-            network=NetworkConfig.from_dict(data["network"]),
-            normalization=NormalizationSpec.from_dict(data.get("normalization", {})),
-            scheme=SCHEME_ALIASES.get(data["scheme"], data["scheme"]),
-            scheme_options=scheme_options,
-            training=training,
-            cryoden_version=str(data.get("cryoden_version", "unknown")),
-            format_version=version,
-        )
 
 
 @dataclass
@@ -152,18 +65,6 @@ def _state_dict(network: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in network.state_dict().items()}
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(path: str | os.PathLike[str], network: nn.Module, model_config: ModelConfig) -> Path:
     """Write a model file: a ``.safetensors`` file, or else a directory.
 
@@ -180,21 +81,21 @@ def save_model(path: str | os.PathLike[str], network: nn.Module, model_config: M
     Returns
     -------
     Path
-        ``path``. Each file is written atomically (temporary file, then rename).
+        ``path``. Each file is written atomically, with the umask's permissions.
     """
     path = Path(path)
     tensors = _state_dict(network)
     text = json.dumps(model_config.to_dict(), indent=2, sort_keys=True)
     if is_single_file(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        metadata = {METADATA_KEY: text, "format": "pt"}
-        _write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        with atomic_output(path) as tmp:
+            save_file(tensors, str(tmp), metadata={METADATA_KEY: text, "format": "pt"})
         return path
     path.mkdir(parents=True, exist_ok=True)
-    _write_atomic(
-        path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"})
-    )
-    _write_atomic(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
+    with atomic_output(path / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    with atomic_output(path / CONFIG_NAME) as tmp:
+        tmp.write_text(text + "\n")
     return path
 
 

@@ -1,0 +1,378 @@
+"""One training run's moving parts: the network, Adam, the sampling generator, the fixed
+validation patches, the best weights and the resumable :class:`RunState`.
+
+:class:`TrainingRun` reads as the loop's vocabulary: :meth:`~TrainingRun.step`,
+:meth:`~TrainingRun.validate`, :meth:`~TrainingRun.keep_best`, the schedule and stopping
+updates, the checkpoint; :func:`cryoden.training.loop.train` drives it epoch by epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cryoden.errors import ParameterError
+from cryoden.models import ModelConfig, NormalizationSpec, save_model
+from cryoden.nets.blocks import scale_output
+from cryoden.nets.config import NetworkConfig
+from cryoden.nets.registry import build_network
+from cryoden.training.checkpoint import (
+    EpochRecord,
+    RunState,
+    has_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from cryoden.training.config import TrainConfig
+from cryoden.training.data import TrainingData, sample_patches
+from cryoden.training.schemes import Scheme
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+
+#: Offset of the validation generator's seed from the run's seed (an unrelated stream).
+_VALIDATION_SEED_OFFSET = 1_000_003
+
+
+def _evaluate(
+    scheme: Scheme,
+    network: nn.Module,
+    patches: torch.Tensor,
+    batch: int,
+    device: torch.device,
+    memory_format: torch.memory_format,
+) -> float:
+    """Mean validation loss of ``patches`` (eval mode, no gradient; train mode afterwards)."""
+    network.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, patches.shape[0], batch):
+            chunk = patches[start : start + batch].to(device)
+            chunk = chunk.contiguous(memory_format=memory_format)
+            total += float(scheme.validation_loss(network, chunk)) * chunk.shape[0]
+    network.train()
+    return total / patches.shape[0]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _weights_copy(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+
+class TrainingRun:
+    """One training run: the network, Adam, the sampling generator, the fixed validation
+    patches, the best weights so far and the :class:`RunState` a checkpoint restores.
+
+    :meth:`epoch` runs the steps of one epoch (:meth:`step`), then :meth:`validate`,
+    :meth:`keep_best`, the schedule and stopping updates and the checkpoint.
+    """
+
+    def __init__(
+        self,
+        scheme: Scheme,
+        network_config: NetworkConfig,
+        config: TrainConfig,
+        data: TrainingData,
+        *,
+        normalization: NormalizationSpec,
+        identity: dict[str, Any],
+        out: Path,
+        checkpoint_dir: Path,
+        device: torch.device,
+        progress: ProgressCallback | None,
+        initial_weights: Mapping[str, torch.Tensor] | None,
+    ) -> None:
+        self.scheme, self.network_config, self.config = scheme, network_config, config
+        self.normalization, self.identity = normalization, identity
+        self.summary = dict(data.summary)
+        self.out, self.checkpoint_dir, self.device = out, checkpoint_dir, device
+        self.progress = progress
+        # channels-last convolutions are markedly faster on CPU (oneDNN) and on CUDA
+        self.memory_format = (
+            torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
+        )
+        torch.manual_seed(config.seed)  # weight initialisation (the global RNG is forked)
+        self.network = self._build_network(initial_weights)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.train_tensors = [torch.from_numpy(np.ascontiguousarray(im)) for im in data.train]
+        self.val_patches: torch.Tensor | None = None
+        if data.validation:
+            val_generator = torch.Generator().manual_seed(config.seed + _VALIDATION_SEED_OFFSET)
+            self.val_patches = sample_patches(
+                data.validation, patch=config.patch, batch=config.validation_patches,
+                generator=val_generator,
+            )  # fmt: skip
+        self.best_weights = _weights_copy(self.network)
+        self.state = RunState()
+        self._elapsed_before = 0.0
+        self._session_start = time.perf_counter()
+
+    def _build_network(self, initial_weights: Mapping[str, torch.Tensor] | None) -> nn.Module:
+        network = build_network(self.network_config)
+        if initial_weights is not None:
+            try:
+                network.load_state_dict(dict(initial_weights))
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise ParameterError(
+                    f"the initial weights do not fit the {self.network_config.arch} network "
+                    f"({first})"
+                ) from None
+        network = network.to(device=self.device, memory_format=self.memory_format)
+        network.train()
+        return network
+
+    # -- time and limits
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of the run, earlier sessions included."""
+        return self._elapsed_before + time.perf_counter() - self._session_start
+
+    def start_clock(self) -> None:
+        """Start this session's clock on top of the resumed run's time."""
+        self._elapsed_before = self.state.elapsed_seconds
+        self._session_start = time.perf_counter()
+
+    def out_of_time(self) -> bool:
+        if self.config.max_minutes is None:
+            return False
+        return self.elapsed() >= 60.0 * self.config.max_minutes
+
+    def _early_stopping_due(self) -> bool:
+        patience = self.config.early_stopping_patience
+        return (
+            patience is not None
+            and self.val_patches is not None
+            and self.state.epochs_without_improvement >= patience
+        )
+
+    def check_limits(self) -> None:
+        """Mark a resumed run that already reached its epochs or its early stop as stopped."""
+        if self.state.epoch >= self.config.epochs:
+            self.state.stopped = "epochs"
+        elif self._early_stopping_due():
+            self.state.stopped = "early_stopping"
+
+    # -- resume and the model file
+
+    def resume(self) -> None:
+        """Continue from the checkpoint, if there is one (else warn and start afresh)."""
+        if not has_checkpoint(self.checkpoint_dir):
+            logger.warning("no checkpoint in %s: starting a new run", self.checkpoint_dir)
+            return
+        self.state, best = read_checkpoint(
+            self.checkpoint_dir, network=self.network, optimizer=self.optimizer,
+            generator=self.generator, identity=self.identity,
+        )  # fmt: skip
+        self.best_weights = best or self.best_weights
+        self.state.stopped = None  # the limits of this call decide again
+        logger.info("resuming from %s after epoch %d", self.checkpoint_dir, self.state.epoch)
+
+    def model_config(self) -> ModelConfig:
+        """The model file's config for the run as it stands."""
+        state, history = self.state, self.state.history
+        training = dict(self.summary)
+        training.update(
+            {
+                "epochs": state.epoch,
+                "best_epoch": state.best_epoch,
+                "best_validation_loss": (
+                    None if self.val_patches is None else _finite(state.best_loss)
+                ),
+                "final_train_loss": history[-1].train_loss if history else None,
+                "final_validation_loss": history[-1].validation_loss if history else None,
+                "stopped": state.stopped,
+                "train_config": self.config.to_dict(),
+                "history": [r.to_dict() for r in history],
+            }
+        )
+        return ModelConfig(
+            network=self.network_config, normalization=self.normalization,
+            scheme=self.scheme.name, training=training,
+            scheme_options=dict(self.identity.get("scheme_options", {})),
+        )  # fmt: skip
+
+    def save_best(self, best_network: nn.Module) -> None:
+        """Write the best weights so far as the model file."""
+        best_network.load_state_dict(self.best_weights)
+        save_model(self.out, best_network, self.model_config())
+
+    def validate(self) -> float | None:
+        """Validation loss of the fixed patches; ``None`` without validation images."""
+        if self.val_patches is None:
+            return None
+        return _evaluate(
+            self.scheme, self.network, self.val_patches, self.config.batch_size, self.device,
+            self.memory_format,
+        )  # fmt: skip
+
+    def evaluate_initial_weights(self, best_network: nn.Module) -> None:
+        """Fine-tuning never ends worse than it started: the initial weights are the first
+        candidate for the best model (epoch 0), judged on the same validation patches."""
+        self.state.best_loss = self.validate()  # type: ignore[assignment]
+        self.state.best_epoch = 0
+        self.save_best(best_network)
+        logger.info("initial weights: validation loss %.6g", self.state.best_loss)
+
+    # -- one step, one epoch
+
+    def step(self, epoch: int) -> float:
+        """One optimiser step on a fresh batch of patches; returns its loss."""
+        config = self.config
+        state = self.state
+        lr = config.learning_rate * config.lr_factor(
+            state.global_step, self.elapsed(), plateau_scale=state.lr_scale
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = sample_patches(
+            self.train_tensors, patch=config.patch, batch=config.batch_size,
+            generator=self.generator,
+        )  # fmt: skip
+        batch = batch.to(self.device).contiguous(memory_format=self.memory_format)
+        loss = self.scheme.loss(self.network, batch, generator=self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ParameterError(
+                f"training diverged at epoch {epoch} (loss {value}); lower learning_rate"
+            )
+        self.state.global_step += 1
+        if self.progress is not None:
+            total = self.config.total_steps
+            self.progress(min(self.state.global_step, total), total)
+        return value
+
+    def _current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def epoch(self, best_network: nn.Module) -> bool:
+        """Run one epoch: steps (until the time limit), validation, best weights, schedule,
+        stopping and the checkpoint. ``False`` when time ran out before its first step."""
+        epoch = self.state.epoch + 1
+        start = time.perf_counter()
+        losses: list[float] = []
+        lr = self.config.learning_rate
+        for _ in range(self.config.steps_per_epoch):
+            if self.out_of_time():
+                self.state.stopped = "max_minutes"
+                break
+            losses.append(self.step(epoch))
+            lr = self._current_lr()
+        if not losses:
+            return False
+        train_loss = float(np.mean(losses))
+        val_loss = self.validate()
+        seconds = time.perf_counter() - start
+        self.state.epoch = epoch
+        self.state.history.append(
+            EpochRecord(epoch, train_loss, val_loss, lr, len(losses), seconds)
+        )
+        logger.info(
+            "epoch %d/%d: train loss %.6g, validation loss %s, lr %.3g, %.1f s",
+            epoch, self.config.epochs, train_loss,
+            "n/a" if val_loss is None else f"{val_loss:.6g}", lr, seconds,
+        )  # fmt: skip
+        monitored = val_loss if val_loss is not None else train_loss
+        self.keep_best(monitored, best_network)
+        self.update_plateau(monitored)
+        self.update_stopping(val_loss)
+        self.state.elapsed_seconds = self.elapsed()
+        write_checkpoint(
+            self.checkpoint_dir, state=self.state, network=self.network,
+            best_weights=self.best_weights, optimizer=self.optimizer, generator=self.generator,
+            identity=self.identity,
+        )  # fmt: skip
+        return True
+
+    def keep_best(self, monitored: float, best_network: nn.Module) -> None:
+        """On a better monitored loss, keep the weights and write the model file."""
+        state = self.state
+        if monitored < state.best_loss:
+            state.best_loss = monitored
+            state.best_epoch = state.epoch
+            state.epochs_without_improvement = 0
+            self.best_weights = _weights_copy(self.network)
+            self.save_best(best_network)
+        else:
+            state.epochs_without_improvement += 1
+
+    def update_plateau(self, monitored: float) -> None:
+        """Track the plateau; with the ``"plateau"`` schedule, lower the learning rate."""
+        state, config = self.state, self.config
+        if monitored < state.plateau_best * (1.0 - 1e-4):
+            state.plateau_best = monitored
+            state.plateau_bad = 0
+            return
+        state.plateau_bad += 1
+        if config.lr_schedule == "plateau" and state.plateau_bad > config.plateau_patience:
+            state.lr_scale *= config.plateau_factor
+            state.plateau_bad = 0
+            logger.info("validation loss on a plateau: learning rate x%g", state.lr_scale)
+
+    def update_stopping(self, val_loss: float | None) -> None:
+        """Stop early on no better validation loss for the patience, or at the last epoch."""
+        state, patience = self.state, self.config.early_stopping_patience
+        if (
+            patience is not None
+            and val_loss is not None
+            and state.epochs_without_improvement >= patience
+        ):
+            state.stopped = "early_stopping"
+            logger.info(
+                "early stopping: no better validation loss for %d epochs",
+                state.epochs_without_improvement,
+            )
+        if state.stopped is None and state.epoch >= self.config.epochs:
+            state.stopped = "epochs"
+
+    # -- the end
+
+    def calibrate(self, best_network: nn.Module) -> None:
+        """Fold the scheme's output calibration, if it has one, into the best network."""
+        calibration = getattr(self.scheme, "output_calibration", None)
+        if calibration is None or self.val_patches is None:
+            return
+        fitted = calibration(best_network, self.val_patches)
+        if fitted is None:
+            return
+        scale, offset = fitted
+        scale_output(best_network, scale, offset)
+        self.summary["output_calibration"] = {
+            "scale": scale,
+            "offset": offset,
+            "fitted_on": "validation patches (least squares, see the scheme)",
+        }
+        logger.info("output calibrated: x %.4f %+.4f", scale, offset)
+
+    def finish(self, best_network: nn.Module) -> ModelConfig:
+        """Load the best weights into ``best_network`` (eval mode), calibrate, write the final
+        model file; return its config."""
+        state = self.state
+        if state.stopped is None:
+            state.stopped = "max_minutes"
+        best_network.load_state_dict(self.best_weights)
+        best_network.eval()
+        self.calibrate(best_network)
+        final_config = self.model_config()
+        save_model(self.out, best_network, final_config)
+        logger.info(
+            "training stopped (%s) after %d epochs; best epoch %d; model at %s",
+            state.stopped, state.epoch, state.best_epoch, self.out,
+        )  # fmt: skip
+        return final_config
