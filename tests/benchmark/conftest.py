@@ -1,24 +1,37 @@
-"""Fixtures of the benchmark tests: a synthetic results.json and a headless Chromium helper."""
+"""Fixtures of the benchmark tests: synthetic results, the tiny study run once, headless Chromium.
+
+Chromium is launched once per module that renders reports: :func:`render_in_chromium` loads
+every page into one harness page (each in a ``srcdoc`` iframe, same-origin, so the harness can
+read each report's own image check) and takes the DOM dump and the screenshot in the same run.
+"""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from cryoden.benchmark.study import METHOD_NAMES
+from cryoden.benchmark.registry import LEARNED_METHODS, METHODS
+from cryoden.benchmark.study import preset
 from cryoden.noise import STUDY_SNR_LEVELS
 
 CHROMIUM = "/usr/bin/chromium"
 
+#: Every method that needs no optional package, in drawing order (learned ones first).
+ALL_BUILTIN: tuple[str, ...] = tuple(m.name for m in METHODS if m.requires is None)
+#: The methods of the synthetic report: one of each kind is enough for its figures and tables.
+REPORT_METHODS: tuple[str, ...] = ("n2n-seed5", "n2v", "lowpass-0.05", "lowpass-best")
 
-def fake_results(methods: tuple[str, ...] = METHOD_NAMES[:-1]) -> dict[str, Any]:
+
+def fake_results(methods: tuple[str, ...] = ALL_BUILTIN) -> dict[str, Any]:
     """A results dict shaped like the runner's, with plausible made-up numbers."""
     snrs = list(STUDY_SNR_LEVELS)
     freq = np.linspace(0, 1, 17)
@@ -55,7 +68,7 @@ def fake_results(methods: tuple[str, ...] = METHOD_NAMES[:-1]) -> dict[str, Any]
                     "psnr_noisy": 5 + 10 * snr,
                     "ssim_noisy": 0.05 + snr / 2,
                     "cc_noisy": 0.1 + snr,
-                    "seconds": 12.5 if k < 5 else 0.01,
+                    "seconds": 12.5 if method in LEARNED_METHODS else 0.01,
                     "parameters": {"cutoff_nyquist": 0.1 + snr} if method == "lowpass-best" else {},
                 }
             )
@@ -78,9 +91,9 @@ def make_fake_results() -> Any:
     return fake_results
 
 
-def write_fake_study(folder: Path) -> Path:
-    """Write a synthetic results.json (all methods but bm3d) and a montage.npz into ``folder``."""
-    results = fake_results()
+def write_fake_study(folder: Path, methods: tuple[str, ...] = REPORT_METHODS) -> Path:
+    """Write a synthetic results.json and a montage.npz into ``folder``."""
+    results = fake_results(methods)
     path = folder / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results))
@@ -112,7 +125,29 @@ def fake_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"results": results, **write_report(results)}
 
 
-def _chromium_or_skip() -> str:
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tiny study with every available method, run once per session (treat as read-only)."""
+    import torch
+
+    from cryoden.benchmark.runner import run_study
+
+    out = tmp_path_factory.mktemp("tiny-study")
+    config = preset("tiny")
+    calls: list[tuple[int, int]] = []
+    # One torch thread, as the shared ``one_thread`` fixture does (module-scoped, so not usable
+    # here): tiny networks gain nothing from threads, and a busy machine punishes oversubscription.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = run_study(config, out, progress=lambda done, total: calls.append((done, total)))
+    finally:
+        torch.set_num_threads(threads)
+    snapshot = {name: (out / name).read_text() for name in ("results.json", "report.md")}
+    return {"out": out, "config": config, "run": run, "progress": calls, "snapshot": snapshot}
+
+
+def chromium_or_skip() -> str:
     """Path of Debian's Chromium; the test is skipped when it is absent."""
     path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if not path:
@@ -136,44 +171,74 @@ def _chromium_args(profile: Path) -> list[str]:
     ]
 
 
-class Browser:
-    """Headless Chromium: DOM dumps, screenshots and the report's image check."""
+#: Copies each report's image check (set by the report's own script on its load) into the
+#: harness, where the DOM dump can see it; the harness's load waits for every iframe's.
+_HARNESS_SCRIPT = """
+window.addEventListener("load", function () {
+  var frames = document.getElementsByTagName("iframe");
+  for (var i = 0; i < frames.length; i++) {
+    var name = frames[i].id.slice("page-".length);
+    var out = document.getElementById("check-" + name);
+    var check = frames[i].contentDocument.getElementById("image-check");
+    if (!check) { out.setAttribute("data-status", "no-image-check"); continue; }
+    ["images", "loaded", "status"].forEach(function (key) {
+      out.setAttribute("data-" + key, check.getAttribute("data-" + key));
+    });
+  }
+});
+"""
 
-    def dump_dom(self, page: Path, profile: Path) -> str:
-        """The page's DOM after load, as headless Chromium serialises it."""
-        exe = _chromium_or_skip()
-        done = subprocess.run(
-            [exe, *_chromium_args(profile), "--dump-dom", page.resolve().as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+
+@dataclass
+class Rendered:
+    """What one Chromium run saw: each page's image check and a screenshot of the first page."""
+
+    checks: dict[str, dict[str, str]]
+    screenshot: Path
+
+
+def render_in_chromium(pages: dict[str, Path], folder: Path) -> Rendered:
+    """Load ``pages`` (name: HTML file) in one headless Chromium run.
+
+    The first page fills the screenshot's window; the others follow below it.
+    """
+    exe = chromium_or_skip()
+    folder.mkdir(parents=True, exist_ok=True)
+    frames, checks = [], []
+    for name, page in pages.items():
+        source = html.escape(page.read_text(encoding="utf-8"), quote=True)
+        frames.append(
+            f'<iframe id="page-{name}" srcdoc="{source}" width="1280" height="2400" '
+            'style="border:0;display:block"></iframe>'
         )
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
+        checks.append(f'<div id="check-{name}" data-status="pending"></div>')
+    harness = folder / "harness.html"
+    harness.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="margin:0">'
+        + "".join(checks + frames)
+        + f"<script>{_HARNESS_SCRIPT}</script></body></html>",
+        encoding="utf-8",
+    )
+    png = folder / "shot.png"
+    done = subprocess.run(
+        [exe, *_chromium_args(folder / "profile"), "--dump-dom", f"--screenshot={png}",
+         "--window-size=1280,2400", harness.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = {}
+    for name in pages:
+        match = re.search(rf'<div[^>]*id="check-{re.escape(name)}"[^>]*>', done.stdout)
+        assert match, f"no check of {name} in the dumped DOM"
+        found[name] = dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(0)))
+    return Rendered(found, png)
 
-    def screenshot(self, page: Path, profile: Path, png: Path) -> None:
-        """A PNG screenshot of the page's first screen."""
-        exe = _chromium_or_skip()
-        done = subprocess.run(
-            [exe, *_chromium_args(profile), f"--screenshot={png}", "--window-size=1280,2400",
-             page.resolve().as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
 
-    def image_check(self, dom: str) -> dict[str, str]:
-        """The data attributes the report's script wrote into ``<div id="image-check">``."""
-        match = re.search(r'<div[^>]*id="image-check"[^>]*>', dom)
-        assert match, "no image-check element in the dumped DOM"
-        return dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(0)))
-
-
-@pytest.fixture
-def browser() -> Browser:
-    """Headless Chromium (the test is skipped when it is not installed)."""
-    _chromium_or_skip()
-    return Browser()
+@pytest.fixture(scope="session")
+def chromium() -> Any:
+    """:func:`render_in_chromium` (the test is skipped when Chromium is not installed)."""
+    chromium_or_skip()
+    return render_in_chromium

@@ -96,27 +96,48 @@ def test_bad_results_file(tmp_path):
         read_results(bad)
 
 
-def test_report_renders_in_headless_chromium(fake_report, browser, tmp_path):
-    html = fake_report["html"]
-    check = browser.image_check(browser.dump_dom(html, tmp_path / "profile-dom"))
-    n_images = len(list((html.parent / "figures").glob("*.png")))
+@pytest.fixture(scope="module")
+def rendered(chromium, fake_report, tiny_study, tmp_path_factory):
+    """The synthetic report, a copy with one corrupted figure and the tiny study's real report,
+    rendered in one headless Chromium run shared by this module's browser tests."""
+    folder = tmp_path_factory.mktemp("chromium")
+    broken = folder / "broken.html"
+    text = fake_report["html"].read_text()
+    broken.write_text(text.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
+    pages = {
+        "fake": fake_report["html"],
+        "broken": broken,
+        "tiny": tiny_study["out"] / "report.html",
+    }
+    return chromium(pages, folder)
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(fake_report, rendered):
+    check = rendered.checks["fake"]
+    n_images = len(list((fake_report["html"].parent / "figures").glob("*.png")))
     assert check["images"] == str(n_images), check
     assert check["loaded"] == check["images"], check
     assert check["status"] == "ok"
-    png = tmp_path / "shot.png"
-    browser.screenshot(html, tmp_path / "profile-shot", png)
-    with Image.open(png) as image:
+    with Image.open(rendered.screenshot) as image:
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
     assert pixels.shape[0] > 500 and pixels.shape[1] > 500
     assert pixels.std() > 5.0  # not a blank page
     assert len(np.unique(pixels)) > 20
 
 
-def test_chromium_check_catches_a_broken_image(fake_report, browser, tmp_path):
+@pytest.mark.slow
+def test_chromium_check_catches_a_broken_image(rendered):
     """The DOM check is not vacuous: a corrupted data URI is reported as not loaded."""
-    text = fake_report["html"].read_text()
-    broken = tmp_path / "broken.html"
-    broken.write_text(text.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
-    check = browser.image_check(browser.dump_dom(broken, tmp_path / "profile"))
-    assert int(check["loaded"]) == int(check["images"]) - 1
+    check = rendered.checks["broken"]
+    assert int(check["loaded"]) == int(check["images"]) - 1, check
     assert check["status"] == "broken"
+
+
+@pytest.mark.slow
+def test_real_report_renders_in_headless_chromium(tiny_study, rendered):
+    """The report of a real (tiny) study run: every figure decodes in a browser."""
+    check = rendered.checks["tiny"]
+    n_images = len(list((tiny_study["out"] / "figures").glob("*.png")))
+    assert check["images"] == str(n_images) and n_images >= 5 + len(tiny_study["config"].methods)
+    assert check["loaded"] == check["images"] and check["status"] == "ok", check

@@ -1,4 +1,5 @@
-"""Study settings, method selection (bm3d's optional path), data split, cell store, methods."""
+"""Method records, study settings, method selection (bm3d's optional path), data split, cell
+store, methods."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ import types
 import numpy as np
 import pytest
 
-from cryoden.benchmark import study
+from cryoden.benchmark import registry
 from cryoden.benchmark.data import Split, simulate_study_images
-from cryoden.benchmark.methods import FILTER_GRIDS, calibrate, run_method
+from cryoden.benchmark.methods import (
+    RUNNERS,
+    calibrate,
+    make_study_scheme,
+    network_config_for,
+    run_method,
+)
+from cryoden.benchmark.registry import METHOD_NAMES, METHODS, get_method, parse_methods
 from cryoden.benchmark.store import CellStore
-from cryoden.benchmark.study import METHOD_NAMES, StudyConfig, parse_methods, preset
+from cryoden.benchmark.study import StudyConfig, preset
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.filters import gaussian_filter
 from cryoden.noise import STUDY_SNR_LEVELS
@@ -36,13 +44,48 @@ def fake_bm3d(monkeypatch):
     return calls
 
 
+def test_every_record_is_complete_and_runnable():
+    """Each record carries all its consumers need; one record is the whole method."""
+    assert len(set(METHOD_NAMES)) == len(METHODS)
+    assert len({m.color for m in METHODS}) == len(METHODS)
+    config = preset("tiny")
+    for method in METHODS:
+        assert method.description and method.runner in RUNNERS, method.name
+        if method.kind == "calibrated":
+            assert method.parameter and method.parameter_label and len(method.grid) > 1
+        if method.kind == "fixed":
+            assert method.filter and method.fixed and not method.grid
+        if method.learned:
+            network = network_config_for(method, config)
+            assert network.arch == method.arch
+            assert make_study_scheme(method) is not None
+            # a departure from the scheme's default network is explained in the record
+            assert bool(method.network_options) == bool(method.network_note), method.name
+
+
+def test_learned_order_is_stable():
+    """A learned method's position derives its training seeds: new ones go last."""
+    assert registry.LEARNED_METHODS == ("n2n-seed5", "n2n-seed4", "n2n-unet", "n2v", "ne2ne")
+    assert METHOD_NAMES[: len(registry.LEARNED_METHODS)] == registry.LEARNED_METHODS
+
+
+def test_unknown_method_names_the_parameter():
+    with pytest.raises(ParameterError, match="^methods: unknown method 'x'") as info:
+        get_method("x")
+    assert "--" not in str(info.value)
+
+
 def test_presets_and_study_levels():
     quick = preset("quick")
     assert quick.snr_levels == STUDY_SNR_LEVELS and len(quick.snr_levels) == 10
     assert quick.snr_levels[0] == pytest.approx(0.01) and quick.snr_levels[-1] == pytest.approx(0.5)
     full = preset("full")
     assert full.image_size > quick.image_size and full.train_seconds > quick.train_seconds
-    assert preset("tiny").image_size < quick.image_size
+    tiny = preset("tiny")
+    assert tiny.image_size < quick.image_size
+    # the tiny preset keeps the study's extremes and one level between them
+    assert set(tiny.snr_levels) <= set(STUDY_SNR_LEVELS) and len(tiny.snr_levels) >= 3
+    assert tiny.snr_levels[0] == quick.snr_levels[0] and tiny.snr_levels[-1] == quick.snr_levels[-1]
     with pytest.raises(ParameterError, match="unknown study preset"):
         preset("huge")
 
@@ -75,34 +118,34 @@ def test_fingerprint_ignores_the_method_list():
 
 def test_parse_methods_keeps_study_order_and_rejects_unknown():
     assert parse_methods("median, n2n-seed4") == ("n2n-seed4", "median")
-    with pytest.raises(ParameterError, match="unknown method 'foo'"):
+    with pytest.raises(ParameterError, match="^methods: unknown method 'foo'; known: n2n-seed5"):
         parse_methods("foo")
     with pytest.raises(ParameterError, match="repeated"):
         parse_methods("median,median")
 
 
 def test_bm3d_is_skipped_when_not_installed(monkeypatch):
-    monkeypatch.setattr(study, "bm3d_available", lambda: False)
-    assert "bm3d" not in study.default_methods()
-    assert set(study.default_methods()) == set(METHOD_NAMES) - {"bm3d"}
-    with pytest.raises(ParameterError, match="optional bm3d package"):
+    monkeypatch.setattr(registry, "package_available", lambda package: False)
+    assert "bm3d" not in registry.default_methods()
+    assert set(registry.default_methods()) == set(METHOD_NAMES) - {"bm3d"}
+    with pytest.raises(ParameterError, match="^methods: bm3d needs the optional bm3d package"):
         parse_methods("gaussian,bm3d")
 
 
 def test_bm3d_really_absent_here_is_handled():
-    if study.bm3d_available():
+    if registry.package_available("bm3d"):
         pytest.skip("bm3d is installed here")
     assert "bm3d" not in preset("quick").methods
 
 
 def test_bm3d_path_runs_when_installed(fake_bm3d, tmp_path):
-    assert study.bm3d_available()
-    assert "bm3d" in study.default_methods()
+    assert registry.package_available("bm3d")
+    assert "bm3d" in registry.default_methods()
     config = preset("tiny", methods=parse_methods("bm3d"))
     images = simulate_study_images(config)
-    output = run_method("bm3d", images.at(4), config)
-    assert output.denoised.shape == images.at(4).test_noisy.shape
-    assert output.parameters["sigma_factor"] in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+    output = run_method("bm3d", images.at(1), config)
+    assert output.denoised.shape == images.at(1).test_noisy.shape
+    assert output.parameters["sigma_factor"] in get_method("bm3d").grid
     assert fake_bm3d and all(s > 0 for s in fake_bm3d)
 
 
@@ -124,7 +167,7 @@ def test_split_is_disjoint_and_complete():
 def test_simulated_images_snr_and_independence():
     config = preset("tiny")
     images = simulate_study_images(config)
-    data = images.at(9)
+    data = images.at(len(config.snr_levels) - 1)
     assert data.snr == pytest.approx(0.5)
     test_clean = images.clean.test
     measured = np.var(test_clean, axis=(1, 2)) / np.var(data.test_noisy - test_clean, axis=(1, 2))
@@ -148,13 +191,13 @@ def test_calibration_picks_the_best_grid_value():
 def test_calibrated_filters_choose_on_calibration_images_only():
     config = preset("tiny", methods=("gaussian",))
     images = simulate_study_images(config)
-    data = images.at(5)
+    data = images.at(1)
     # Changing the clean *test* images must not change the chosen parameter.
     out1 = run_method("gaussian", data, config)
     data.clean.test[:] = 0.0
     out2 = run_method("gaussian", data, config)
     assert out1.parameters["sigma_px"] == out2.parameters["sigma_px"]
-    assert out1.parameters["sigma_px"] in FILTER_GRIDS["gaussian"][2]
+    assert out1.parameters["sigma_px"] in get_method("gaussian").grid
     assert "calibration" in out1.parameters["chosen_on"]
 
 

@@ -23,34 +23,21 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cryoden.benchmark.registry import BY_NAME
 from cryoden.io.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 
 DPI = 100
-LEARNED_PREFIXES: tuple[str, ...] = ("n2n", "n2v", "ne2ne")
-
-#: Fixed colours so a method looks the same in every figure.
-METHOD_COLORS: dict[str, str] = {
-    "n2n-seed5": "#d62728",
-    "n2n-seed4": "#ff7f0e",
-    "n2n-unet": "#8c564b",
-    "n2v": "#1f77b4",
-    "ne2ne": "#9467bd",
-    "lowpass-0.05": "#2ca02c",
-    "lowpass-0.001": "#7f7f7f",
-    "lowpass-best": "#17becf",
-    "gaussian": "#bcbd22",
-    "median": "#e377c2",
-    "mean": "#393b79",
-    "wiener": "#637939",
-    "bm3d": "#843c39",
-}
 
 
-def is_learned(method: str) -> bool:
-    """Whether a method name is a learned (trained) method."""
-    return method.split("-")[0] in LEARNED_PREFIXES
+def line_style(method: str) -> dict[str, Any]:
+    """Colour, line style and width of a method's curves, from its record (matplotlib's
+    defaults for a name the registry does not know)."""
+    record = BY_NAME.get(method)
+    if record is None:
+        return {"ls": "--", "lw": 1.1}
+    return {"color": record.color, "ls": record.line_style, "lw": record.line_width}
 
 
 def _png(figure: Figure) -> bytes:
@@ -111,9 +98,7 @@ def metric_figure(results: dict[str, Any], metric: str, label: str) -> bytes:
             continue
         ax.plot(
             [r["snr"] for r in rows], [_value(r, metric) for r in rows],
-            marker="o", ms=3.5, lw=1.6 if is_learned(method) else 1.1,
-            ls="-" if is_learned(method) else "--",
-            color=METHOD_COLORS.get(method), label=method,
+            marker="o", ms=3.5, label=method, **line_style(method),
         )  # fmt: skip
     noisy = sorted(results.get("noisy", []), key=lambda r: r["snr"])
     if noisy:
@@ -135,10 +120,10 @@ def resolution_figure(results: dict[str, Any], threshold: str = "0.143") -> byte
     ax = figure.subplots()
     for method in results["methods"]:
         rows = _rows(results, method)
+        style = {k: v for k, v in line_style(method).items() if k != "lw"}
         ax.plot(
             [r["snr"] for r in rows], [_value(r["frc_resolution"], threshold) for r in rows],
-            marker="o", ms=3.5, ls="-" if is_learned(method) else "--",
-            color=METHOD_COLORS.get(method), label=method,
+            marker="o", ms=3.5, label=method, **style,
         )  # fmt: skip
     noisy = sorted(results.get("noisy", []), key=lambda r: r["snr"])
     if noisy:

@@ -12,18 +12,23 @@ from typing import Any
 
 import numpy as np
 
+from cryoden.benchmark.registry import BY_NAME, METHODS, method_names
+
 #: Filters whose parameter is chosen on a clean calibration image (an oracle).
-CALIBRATED_FILTERS: tuple[str, ...] = (
-    "lowpass-best",
-    "gaussian",
-    "median",
-    "mean",
-    "wiener",
-    "bm3d",
+CALIBRATED_FILTERS: tuple[str, ...] = method_names("calibrated")
+#: Filters with the study's fixed settings (no clean data).
+STUDY_LOWPASS: tuple[str, ...] = method_names("fixed")
+N2N_METHODS: tuple[str, ...] = method_names("learned", scheme="n2n")
+LEARNED: tuple[str, ...] = method_names("learned")
+#: Learned methods that train on single noisy images rather than pairs.
+SINGLE_IMAGE: tuple[str, ...] = tuple(
+    m.name for m in METHODS if m.learned and not m.trains_on_pairs
 )
-STUDY_LOWPASS: tuple[str, ...] = ("lowpass-0.05", "lowpass-0.001")
-N2N_METHODS: tuple[str, ...] = ("n2n-seed5", "n2n-seed4", "n2n-unet")
-LEARNED: tuple[str, ...] = ("n2n-seed5", "n2n-seed4", "n2n-unet", "n2v", "ne2ne")
+
+# The study's own questions name its methods: the depth study compares the two seed networks,
+# single-image methods are set against the first Noise2Noise network present of REFERENCE_N2N.
+DEPTH_STUDY: tuple[str, str] = ("n2n-seed5", "n2n-seed4")
+REFERENCE_N2N: tuple[str, ...] = ("n2n-unet", "n2n-seed5")
 
 
 def snr_text(snr: float) -> str:
@@ -169,10 +174,11 @@ def n2n_vs_lowpass(results: dict[str, Any]) -> list[str]:
 
 def depth_study(results: dict[str, Any]) -> list[str]:
     """Sentences: the study's depth experiment, seed5 against seed4."""
-    if not {"n2n-seed5", "n2n-seed4"} <= set(results["methods"]):
+    deep, shallow = DEPTH_STUDY
+    if not {deep, shallow} <= set(results["methods"]):
         return []
-    p = versus(results, "n2n-seed5", "n2n-seed4", "psnr")
-    c = versus(results, "n2n-seed5", "n2n-seed4", "cc")
+    p = versus(results, deep, shallow, "psnr")
+    c = versus(results, deep, shallow, "cc")
     if p["mean_difference"] is None:
         return []
     gap = abs(p["mean_difference"])
@@ -188,7 +194,7 @@ def depth_study(results: dict[str, Any]) -> list[str]:
             "the 4-level network is clearly better here (shallower trains faster in a fixed budget)"
         )
     return [
-        f"Depth study: n2n-seed5 beats n2n-seed4 at {len(p['wins'])} of {len(p['snrs'])} SNRs by "
+        f"Depth study: {deep} beats {shallow} at {len(p['wins'])} of {len(p['snrs'])} SNRs by "
         f"PSNR (mean difference {p['mean_difference']:+.2f} dB) and at {len(c['wins'])} of "
         f"{len(c['snrs'])} by CC (mean {c['mean_difference']:+.3f}); {verdict}."
     ]
@@ -263,11 +269,10 @@ def lowpass_001(results: dict[str, Any]) -> list[str]:
 
 def chosen_parameters(results: dict[str, Any]) -> dict[str, dict[float, Any]]:
     """``{method: {snr: chosen value}}`` of the calibrated filters."""
-    keys = {"lowpass-best": "cutoff_nyquist", "gaussian": "sigma_px", "median": "size",
-            "mean": "size", "wiener": "size", "bm3d": "sigma_factor"}  # fmt: skip
     out: dict[str, dict[float, Any]] = {}
     for row in results["results"]:
-        key = keys.get(row["method"])
+        record = BY_NAME.get(row["method"])
+        key = record.parameter if record is not None and record.kind == "calibrated" else None
         if key is not None:
             out.setdefault(row["method"], {})[float(row["snr"])] = (
                 row.get("parameters") or {}
@@ -324,11 +329,11 @@ def learned_vs_filters(results: dict[str, Any]) -> list[str]:
 
 def single_image_methods(results: dict[str, Any]) -> list[str]:
     """Sentences: the single-image methods (N2V, Ne2Ne) against Noise2Noise."""
-    reference = next((m for m in ("n2n-unet", "n2n-seed5") if m in results["methods"]), None)
+    reference = next((m for m in REFERENCE_N2N if m in results["methods"]), None)
     out = []
     if reference is None:
         return out
-    for method in _present(results, ("n2v", "ne2ne")):
+    for method in _present(results, SINGLE_IMAGE):
         cmp = versus(results, method, reference, "psnr")
         if cmp["mean_difference"] is not None:
             out.append(

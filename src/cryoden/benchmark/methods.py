@@ -4,13 +4,16 @@ A runner takes the :class:`~cryoden.benchmark.data.SnrData` of one SNR and the s
 returns a :class:`MethodOutput`: the denoised test stack, the parameters it used, and the wall
 time spent (training or calibration plus inference, in seconds).
 
+Each method's record (:mod:`cryoden.benchmark.registry`) names its runner in :data:`RUNNERS` and
+holds that runner's settings.
+
 Filters and their parameters
 ----------------------------
-``lowpass-0.05`` and ``lowpass-0.001`` use the study's fixed cutoffs (hard edge). Every other
-filter has one parameter that is *chosen on the calibration images* (clean + noisy projections
-at the same SNR that are never tested on): the grid value with the highest mean PSNR against the
-clean calibration images. This uses clean data, an oracle that real data lacks; it is the best
-case for the filters. The grids are in :data:`FILTER_GRIDS`.
+A ``fixed`` filter applies its record's ``fixed`` arguments (the study's low-pass cutoffs, hard
+edge). A ``calibrated`` filter has one parameter that is *chosen on the calibration images*
+(clean + noisy projections at the same SNR that are never tested on): the value of its record's
+``grid`` with the highest mean PSNR against the clean calibration images. This uses clean data,
+an oracle that real data lacks; it is the best case for the filters.
 
 Learned methods
 ---------------
@@ -20,10 +23,12 @@ for ``config.train_seconds`` seconds on that SNR's training data only: Noise2Noi
 the same pairs (the same noisy data). With ``config.warm_start`` (the default) the network
 starts from the same method's model of the previous SNR in ``config.snr_levels`` (a curriculum
 over the SNRs, as one fine-tunes a model on new data); the first SNR starts from random weights.
-Otherwise every cell starts from random weights. The trainer's best-validation network, with the model config it saves, is
-applied to the test images with :class:`cryoden.inference.Denoiser` (per-image robust normalisation, output mapped back to the
-input's scale). No clean image is used. The seed networks are ``config.base_channels`` wide, the
-U-Nets ``config.unet_base_channels``.
+Otherwise every cell starts from random weights. The trainer's best-validation network, with the
+model config it saves, is applied to the test images with :class:`cryoden.inference.Denoiser`
+(per-image robust normalisation, output mapped back to the input's scale). No clean image is
+used. The network is the scheme's default (:func:`cryoden.training.defaults.default_network`)
+with the record's ``network_options`` on top, ``config.base_channels`` wide for the seed
+networks and ``config.unet_base_channels`` for the U-Nets.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from typing import Any
 import numpy as np
 
 from cryoden.benchmark.data import SnrData
-from cryoden.benchmark.study import LEARNED_METHODS, StudyConfig
-from cryoden.errors import ParameterError
+from cryoden.benchmark.registry import StudyMethod, get_method, learned_index
+from cryoden.benchmark.study import StudyConfig
+from cryoden.errors import InputFileError, ParameterError
 from cryoden.filters import apply_filter
 from cryoden.inference import Denoiser
 from cryoden.io.atomic import atomic_output
@@ -55,11 +61,10 @@ from cryoden.training import (
     PairDataset,
     SingleDataset,
     TrainConfig,
+    default_network,
+    make_scheme,
     train,
 )
-from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
-from cryoden.training.noise2noise import Noise2Noise
-from cryoden.training.noise2void import Noise2Void, n2v2_network_config
 
 logger = logging.getLogger(__name__)
 
@@ -89,48 +94,7 @@ class MethodOutput:
 
 
 #: A runner: ``runner(data, config, method, workdir) -> MethodOutput``.
-Runner = Callable[[SnrData, StudyConfig, str, Path], MethodOutput]
-
-#: Parameter grids of the calibrated filters: (filter name, parameter name, values).
-FILTER_GRIDS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
-    "lowpass-best": (
-        "lowpass",
-        "cutoff_nyquist",
-        (
-            0.01,
-            0.02,
-            0.03,
-            0.04,
-            0.05,
-            0.06,
-            0.08,
-            0.1,
-            0.12,
-            0.15,
-            0.2,
-            0.25,
-            0.3,
-            0.4,
-            0.5,
-            0.6,
-            0.8,
-            1.0,
-        ),
-    ),  # fmt: skip
-    "gaussian": ("gaussian", "sigma_px", (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)),
-    "median": ("median", "size", (3, 5, 7, 9, 11, 13, 15)),
-    "mean": ("mean", "size", (3, 5, 7, 9, 11, 13, 15)),
-    "wiener": ("wiener", "size", (3, 5, 7, 9, 11, 13, 15)),
-}
-
-#: The study's fixed low-pass cutoffs (Nyquist units, hard edge).
-FIXED_LOWPASS: dict[str, float] = {"lowpass-0.05": 0.05, "lowpass-0.001": 0.001}
-
-#: BM3D noise sigma grid, as multiples of a robust estimate of the noise level.
-BM3D_SIGMA_FACTORS: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-
-#: Fraction of masked pixels per Noise2Void patch (one per 6 x 6 cell).
-N2V_MASK_FRACTION = 1.0 / 36.0
+Runner = Callable[[SnrData, StudyConfig, StudyMethod, Path | None], MethodOutput]
 
 #: Fixed validation patches per epoch (few: validation is overhead inside the time budget).
 VALIDATION_PATCHES = 16
@@ -174,29 +138,28 @@ def calibrate(
     return best, scores
 
 
-def run_fixed_lowpass(
-    data: SnrData, config: StudyConfig, method: str, workdir: Path | None = None
+def run_fixed_filter(
+    data: SnrData, config: StudyConfig, method: StudyMethod, workdir: Path | None = None
 ) -> MethodOutput:
-    """The study's fixed-cutoff low-pass (``lowpass-0.05``, ``lowpass-0.001``)."""
-    params = {"cutoff_nyquist": FIXED_LOWPASS[method], "edge": "hard"}
+    """A filter with the record's ``fixed`` arguments (the study's low-pass cutoffs)."""
+    params: dict[str, Any] = dict(method.fixed)
     start = time.perf_counter()
-    out = _apply_all("lowpass", data.test_noisy, params)
+    out = _apply_all(str(method.filter), data.test_noisy, params)
     params["chosen_on"] = "fixed (the study's value)"
     return MethodOutput(out, params).timed_from(start)
 
 
 def run_calibrated_filter(
-    data: SnrData, config: StudyConfig, method: str, workdir: Path | None = None
+    data: SnrData, config: StudyConfig, method: StudyMethod, workdir: Path | None = None
 ) -> MethodOutput:
-    """A filter whose parameter is chosen on the calibration images (see :data:`FILTER_GRIDS`)."""
-    name, parameter, values = FILTER_GRIDS[method]
-    fixed = {"edge": "hard"} if name == "lowpass" else {}
+    """A filter whose ``parameter`` is chosen on the calibration images among ``grid``."""
+    name, parameter, fixed = str(method.filter), str(method.parameter), dict(method.fixed)
     start = time.perf_counter()
 
     def apply(stack: np.ndarray, value: Any) -> np.ndarray:
         return _apply_all(name, stack, {parameter: value, **fixed})
 
-    best, scores = calibrate(apply, values, data.clean.calibration, data.calibration_noisy)
+    best, scores = calibrate(apply, method.grid, data.clean.calibration, data.calibration_noisy)
     out = apply(data.test_noisy, best)
     params = {
         "filter": name,
@@ -215,9 +178,10 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 
 
 def run_bm3d(
-    data: SnrData, config: StudyConfig, method: str = "bm3d", workdir: Path | None = None
+    data: SnrData, config: StudyConfig, method: StudyMethod, workdir: Path | None = None
 ) -> MethodOutput:
-    """BM3D (optional ``bm3d`` package), its sigma chosen on the calibration images.
+    """BM3D (optional ``bm3d`` package), its noise sigma (the record's ``grid`` times a robust
+    per-image noise estimate) chosen on the calibration images.
 
     Raises
     ------
@@ -242,12 +206,10 @@ def run_bm3d(
         ]
         return np.stack(out)
 
-    best, scores = calibrate(
-        apply, BM3D_SIGMA_FACTORS, data.clean.calibration, data.calibration_noisy
-    )
+    best, scores = calibrate(apply, method.grid, data.clean.calibration, data.calibration_noisy)
     out = apply(data.test_noisy, best)
     params = {
-        "sigma_factor": best,
+        str(method.parameter): best,
         "sigma": "factor x per-image MAD noise estimate",
         "chosen_on": "calibration images (max mean PSNR vs clean)",
         "grid_psnr": {k: round(v, 4) for k, v in scores.items()},
@@ -258,31 +220,24 @@ def run_bm3d(
 # --- learned methods ---------------------------------------------------------------------
 
 
-def network_config_for(method: str, config: StudyConfig) -> NetworkConfig:
-    """The network a learned method trains (width from ``config.base_channels``)."""
-    scheme, arch = LEARNED_METHODS[method]
-    width = config.unet_base_channels if arch == "unet" else config.base_channels
-    network = NetworkConfig(arch=arch, base_channels=width)
-    if scheme == "n2v":
-        network = n2v2_network_config(network)
-    return network
+def network_config_for(method: StudyMethod, config: StudyConfig) -> NetworkConfig:
+    """The network a learned method trains: the scheme's default network
+    (:func:`cryoden.training.default_network`: N2V2's blur-pool U-Net without top skip, for
+    instance) with the record's ``network_options`` and the study's width for the architecture."""
+    width = config.unet_base_channels if method.arch == "unet" else config.base_channels
+    return default_network(
+        str(method.scheme), str(method.arch), base_channels=width, **method.network_options
+    )
 
 
-def make_study_scheme(method: str) -> Any:
-    """The training scheme of a learned method (Noise2Noise, N2V2 or Neighbor2Neighbor)."""
-    scheme = LEARNED_METHODS[method][0]
-    if scheme == "n2n":
-        return Noise2Noise(loss="l2")
-    if scheme == "n2v":
-        # N2V2 (median replacement, blur-pool U-Net without top skip): no checkerboard. A
-        # denser mask than the 0.2 % default gives more gradient per step in a short budget.
-        return Noise2Void(variant="n2v2", mask_fraction=N2V_MASK_FRACTION)
-    return Neighbor2Neighbor(gamma=2.0)
+def make_study_scheme(method: StudyMethod) -> Any:
+    """The training scheme of a learned method, built with the record's ``scheme_options``."""
+    return make_scheme(str(method.scheme), **method.scheme_options)
 
 
-def train_config_for(method: str, data: SnrData, config: StudyConfig) -> TrainConfig:
+def train_config_for(method: StudyMethod, data: SnrData, config: StudyConfig) -> TrainConfig:
     """The training hyper-parameters of one learned cell (its time budget included)."""
-    index = list(LEARNED_METHODS).index(method)
+    index = learned_index(method.name)
     seed = image_seed(config.seed, _TRAIN_STREAM + 100 * data.snr_index + index) % (2**31)
     return TrainConfig(
         epochs=config.max_epochs,
@@ -300,13 +255,15 @@ def train_config_for(method: str, data: SnrData, config: StudyConfig) -> TrainCo
     )
 
 
-def training_data(method: str, data: SnrData) -> tuple[ImageDataset, ImageDataset | list[Any]]:
+def training_data(
+    method: StudyMethod, data: SnrData
+) -> tuple[ImageDataset, ImageDataset | list[Any]]:
     """Training and validation datasets of a learned method at one SNR.
 
     Noise2Noise gets the pairs; the single-image schemes get both images of every pair as
     single images (the same noisy data).
     """
-    if LEARNED_METHODS[method][0] == "n2n":
+    if method.trains_on_pairs:
         train: ImageDataset = PairDataset(list(zip(data.train_a, data.train_b)))
         val: ImageDataset | list[Any] = (
             PairDataset(list(zip(data.val_a, data.val_b))) if len(data.val_a) else []
@@ -326,7 +283,7 @@ def predict(model: LoadedModel, images: np.ndarray) -> np.ndarray:
 def run_learned(
     data: SnrData,
     config: StudyConfig,
-    method: str,
+    method: StudyMethod,
     workdir: Path | None = None,
     *,
     init_model: Path | None = None,
@@ -343,6 +300,11 @@ def run_learned(
     model_out
         Where to keep the trained model file; ``None`` writes it to a temporary folder under
         ``workdir`` and removes it afterwards.
+
+    Raises
+    ------
+    InputFileError
+        If ``init_model``'s network differs from the one this method trains.
     """
     start = time.perf_counter()
     train_set, val_set = training_data(method, data)
@@ -352,13 +314,13 @@ def run_learned(
     if init_model is not None:
         loaded = load_model(init_model)
         if loaded.config.network != network_config:
-            raise ParameterError(f"{init_model}: its network differs from {method}'s")
+            raise InputFileError(init_model, f"its network differs from {method.name}'s")
         initial = loaded.network.state_dict()
         # fine-tuning: a lower rate keeps what the previous SNR's training reached
         train_config = dataclasses.replace(
             train_config, learning_rate=config.learning_rate * config.warm_start_lr_factor
         )
-    with tempfile.TemporaryDirectory(prefix=f"{method}-", dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{method.name}-", dir=workdir) as tmp:
         model_path = Path(tmp) / "model.safetensors"
         result = train(
             make_study_scheme(method),
@@ -378,7 +340,7 @@ def run_learned(
                 shutil.copyfile(model_path, kept)
     history = result.history
     params = {
-        "scheme": LEARNED_METHODS[method][0],
+        "scheme": method.scheme,
         "network": network_config.to_dict(),
         "initialised_from": (
             "random weights"
@@ -403,17 +365,13 @@ def run_learned(
     return MethodOutput(denoised, params).timed_from(start)
 
 
-def runner_for(method: str) -> Runner:
-    """The runner of a method name (see :data:`cryoden.benchmark.study.METHOD_NAMES`)."""
-    if method in LEARNED_METHODS:
-        return run_learned
-    if method in FIXED_LOWPASS:
-        return run_fixed_lowpass
-    if method in FILTER_GRIDS:
-        return run_calibrated_filter
-    if method == "bm3d":
-        return run_bm3d
-    raise ParameterError(f"unknown study method {method!r}")
+#: The runners named by the records' ``runner`` field.
+RUNNERS: dict[str, Runner] = {
+    "fixed-filter": run_fixed_filter,
+    "calibrated-filter": run_calibrated_filter,
+    "bm3d": run_bm3d,
+    "learned": run_learned,
+}
 
 
 def run_method(
@@ -425,16 +383,17 @@ def run_method(
     init_model: Path | None = None,
     model_out: Path | None = None,
 ) -> MethodOutput:
-    """Run one (method, SNR) cell: denoise ``data.test_noisy`` with ``method``.
+    """Run one (method, SNR) cell: denoise ``data.test_noisy`` with the method named ``method``.
 
     ``init_model`` and ``model_out`` apply to learned methods only (see :func:`run_learned`).
     """
-    if method in LEARNED_METHODS:
+    record = get_method(method)
+    if record.learned:
         output = run_learned(
-            data, config, method, workdir, init_model=init_model, model_out=model_out
+            data, config, record, workdir, init_model=init_model, model_out=model_out
         )
     else:
-        output = runner_for(method)(data, config, method, workdir)
+        output = RUNNERS[record.runner](data, config, record, workdir)
     if output.denoised.shape != data.test_noisy.shape:
         raise RuntimeError(
             f"{method} returned shape {output.denoised.shape}, expected {data.test_noisy.shape}"

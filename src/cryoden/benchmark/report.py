@@ -28,6 +28,7 @@ import numpy as np
 
 from cryoden.benchmark.figures import figure_set, write_figures
 from cryoden.benchmark.findings import chosen_parameters, findings, noisy_table, snr_text, table
+from cryoden.benchmark.registry import BY_NAME
 from cryoden.errors import InputFileError
 from cryoden.io.atomic import atomic_output
 
@@ -188,13 +189,11 @@ def _setup_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
 def _parameter_rows(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
     snrs = [float(s) for s in results["snr_levels"]]
     params = chosen_parameters(results)
-    names = {"lowpass-best": "cutoff (Nyquist)", "gaussian": "sigma (px)", "median": "window (px)",
-             "mean": "window (px)", "wiener": "window (px)", "bm3d": "sigma factor"}  # fmt: skip
     rows = []
     for method, values in params.items():
         rows.append(
             (
-                f"{method}: {names[method]}",
+                f"{method}: {BY_NAME[method].parameter_label}",
                 ["–" if values.get(s) is None else f"{values[s]:g}" for s in snrs],
             )
         )

@@ -30,9 +30,10 @@ import numpy as np
 from cryoden import __version__
 from cryoden.benchmark.data import simulate_study_images, structure_digest
 from cryoden.benchmark.methods import run_method
+from cryoden.benchmark.registry import get_method
 from cryoden.benchmark.scoring import score_stack
 from cryoden.benchmark.store import CellStore, write_json, write_npz
-from cryoden.benchmark.study import LEARNED_METHODS, METHOD_DESCRIPTIONS, StudyConfig
+from cryoden.benchmark.study import StudyConfig
 from cryoden.io.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ def run_study(
             cached = store.load(method, s)
             if cached is None:
                 logger.debug("%s at SNR %.4f ...", method, snr)
-                learned = method in LEARNED_METHODS
+                learned = get_method(method).learned
                 output = run_method(
                     method,
                     data,
@@ -286,7 +287,7 @@ def run_study(
         "noisy": noisy_rows,
         "config": {
             **config.to_dict(),
-            "method_descriptions": {m: METHOD_DESCRIPTIONS[m] for m in methods},
+            "method_descriptions": {m: get_method(m).description for m in methods},
             "metrics": (
                 "means over the test images of PSNR (dB, data range of the clean image), SSIM "
                 "(Gaussian window) and Pearson CC against the clean image; FRC averaged ring by "

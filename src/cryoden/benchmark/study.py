@@ -1,119 +1,52 @@
-"""The seed study as data: which methods, which SNRs, how big, how long.
+"""The seed study's settings: which methods, which SNRs, how big, how long.
 
 A :class:`StudyConfig` holds every setting that shapes the numbers of a run (image size, data
-split sizes, training budget, seed). Three presets exist: ``tiny`` (seconds; tests), ``quick``
-(the whole study in under 15 minutes on two CPU cores) and ``full`` (larger images, more data,
-longer training). :data:`METHOD_NAMES` lists the compared methods in the order they are drawn;
-``bm3d`` joins them only when the optional ``bm3d`` package is installed.
+split sizes, training budget, seed). Three presets exist: ``tiny`` (a few SNRs and a token
+training budget, to test the pipeline), ``quick`` (the study's ten SNRs at a small image size
+and a short training budget per cell, for a CPU) and ``full`` (larger images, more data, longer
+training). The methods are records in :mod:`cryoden.benchmark.registry`.
 
-Time budget of the ``quick`` preset (two CPU cores): 10 SNRs x 5 learned methods x
-``train_seconds`` (12 s of optimiser steps) = 600 s, plus about 1 s per learned cell for
-validation, checkpoints, model files and inference (50 s), the 7 filters with their calibration
-grids and the scoring of all 120 cells (under 15 s), simulation, figures and report (under 20 s):
-at most about 11.5 min (measured: 10 min 20-25 s). ``train_seconds`` is the knob: each second
-more or less moves the total by 50 s.
+``train_seconds`` sets the run's duration: the study trains one network per learned method and
+SNR, each for ``train_seconds`` (see :meth:`StudyConfig.estimated_seconds`).
 
-Why warm starts, 48 training pairs, 8 validation pairs and a learning rate of 1e-3: with 24 pairs
-at 2e-3 and every cell trained from random weights, Noise2Noise's PSNR stalled at the top SNRs
-(the U-Net ended 0.06 dB lower at 0.5 than at 0.4456; the seed networks plateaued at 18-20 dB).
-Starting each SNR from the previous SNR's model lets training accumulate over the curriculum;
-48 pairs at 1e-3 then gave the U-Net 25.4 dB at SNR 0.5 (24.2 dB with 24 pairs). A warm-started
+Why warm starts and shared noise: the learned cells of one method form a curriculum over the
+SNRs, each starting from the previous SNR's model, so training accumulates across the levels
+rather than restarting from random weights at every SNR within a short budget. A warm-started
 cell keeps its starting model when training does not lower the validation loss (see
-:func:`cryoden.training.loop.train`), judged on 8 validation pairs rather than 2. The training
-time per cell is unchanged. Each image's noise is one field scaled to every SNR
-(``shared_noise``), so a change of PSNR between two levels is due to the SNR and the model, not
-to a new noise draw.
+:func:`cryoden.training.loop.train`), so ``n_val`` must be large enough for that judgement to be
+stable. Each image's noise is one field scaled to every SNR (``shared_noise``), so a change of
+PSNR between two levels is due to the SNR and the model, not to a new noise draw.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryoden.benchmark.registry import (
+    LEARNED_METHODS,
+    METHOD_NAMES,
+    default_methods,
+    parse_methods,
+)
 from cryoden.errors import ParameterError
 from cryoden.noise import STUDY_SNR_LEVELS
 
-#: Learned methods: (scheme, architecture). Trained per SNR with a time budget.
-LEARNED_METHODS: dict[str, tuple[str, str]] = {
-    "n2n-seed5": ("n2n", "seed5"),
-    "n2n-seed4": ("n2n", "seed4"),
-    "n2n-unet": ("n2n", "unet"),
-    "n2v": ("n2v", "unet"),
-    "ne2ne": ("ne2ne", "unet"),
-}
-
-#: Every method the study knows, in drawing order (``bm3d`` only runs when installed).
-METHOD_NAMES: tuple[str, ...] = (
-    *LEARNED_METHODS,
-    "lowpass-0.05",
-    "lowpass-0.001",
-    "lowpass-best",
-    "gaussian",
-    "median",
-    "mean",
-    "wiener",
-    "bm3d",
-)
-
-#: One line per method for tables and reports (copied into results.json's config).
-METHOD_DESCRIPTIONS: dict[str, str] = {
-    "n2n-seed5": "Noise2Noise, the study's 5-level encoder-decoder (no skips), L2 loss",
-    "n2n-seed4": "Noise2Noise, the study's 4-level variant (depth study)",
-    "n2n-unet": "Noise2Noise, 4-level U-Net with skip connections",
-    "n2v": "Noise2Void, N2V2 variant (blind spot, median replacement; blur-pool U-Net "
-    "without top skip), trained on single noisy images",
-    "ne2ne": "Neighbor2Neighbor, trained on single noisy images, U-Net",
-    "lowpass-0.05": "Fourier low-pass, hard cutoff 0.05 Nyquist (the study's)",
-    "lowpass-0.001": "Fourier low-pass, hard cutoff 0.001 Nyquist (the study's)",
-    "lowpass-best": "Fourier low-pass, cutoff chosen on a clean calibration image",
-    "gaussian": "Gaussian filter, sigma chosen on a clean calibration image",
-    "median": "Median filter, window chosen on a clean calibration image",
-    "mean": "Mean (box) filter, window chosen on a clean calibration image",
-    "wiener": "Local (adaptive) Wiener filter, window chosen on a clean calibration image",
-    "bm3d": "BM3D (optional package), noise sigma chosen on a clean calibration image",
-}
+__all__ = [
+    "LEARNED_METHODS",
+    "METHOD_NAMES",
+    "PRESETS",
+    "StudyConfig",
+    "default_methods",
+    "fingerprint_hash",
+    "parse_methods",
+    "preset",
+]
 
 PRESETS: tuple[str, ...] = ("tiny", "quick", "full")
-
-
-def bm3d_available() -> bool:
-    """Whether the optional ``bm3d`` package can be imported."""
-    return importlib.util.find_spec("bm3d") is not None
-
-
-def default_methods() -> tuple[str, ...]:
-    """Every method in :data:`METHOD_NAMES`, less ``bm3d`` when it is not installed."""
-    return tuple(m for m in METHOD_NAMES if m != "bm3d" or bm3d_available())
-
-
-def parse_methods(text: str | None) -> tuple[str, ...]:
-    """Parse a comma-separated method list (``None`` or empty: :func:`default_methods`).
-
-    Raises
-    ------
-    ParameterError
-        For an unknown name, a repeated name, or ``bm3d`` when the package is missing.
-    """
-    if text is None or not text.strip():
-        return default_methods()
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    for name in names:
-        if name not in METHOD_NAMES:
-            raise ParameterError(
-                f"--methods: unknown method {name!r}; known: {', '.join(METHOD_NAMES)}"
-            )
-        if name == "bm3d" and not bm3d_available():
-            raise ParameterError(
-                "--methods: bm3d needs the optional bm3d package (pip install 'cryoden[bm3d]')"
-            )
-    if len(set(names)) != len(names):
-        raise ParameterError(f"--methods: a method is repeated in {text!r}")
-    # Keep the canonical drawing order.
-    return tuple(m for m in METHOD_NAMES if m in names)
 
 
 @dataclass(frozen=True)
@@ -141,7 +74,7 @@ class StudyConfig:
     snr_levels
         SNRs, ``var(signal) / var(noise)``; the study's ten by default.
     methods
-        Method names (see :data:`METHOD_NAMES`), in drawing order.
+        Method names (records in :mod:`cryoden.benchmark.registry`), in drawing order.
     train_seconds
         Training time budget per learned (method, SNR) cell, in seconds. The main knob of the
         run's duration: about ``len(snr_levels) * n_learned * train_seconds``.
@@ -150,23 +83,24 @@ class StudyConfig:
     patch, batch
         Training patch side (pixels) and batch size.
     base_channels
-        First-level width of the study's encoder-decoders (``seed5``, ``seed4``). Narrow seed
-        networks (8) train unreliably from PyTorch's default initialisation; 16 is stable.
+        First-level width of the study's encoder-decoders (``seed5``, ``seed4``). The study sets
+        widths per preset, to fit its training budget, instead of the schemes' default networks
+        (:func:`cryoden.training.defaults.default_network`); very narrow seed networks train
+        unreliably from random weights.
     unet_base_channels
-        First-level width of the U-Nets (``n2n-unet``, ``n2v``, ``ne2ne``); a U-Net costs about
-        4x more per pixel than a seed network of the same width.
+        First-level width of the U-Nets (``n2n-unet``, ``n2v``, ``ne2ne``), set apart from
+        ``base_channels`` because a U-Net costs more per pixel than a seed network of the same
+        width (its skip connections and wider decoder).
     learning_rate
         Adam learning rate (cosine decay over each cell) of a cell trained from random weights.
     warm_start
         Start each learned cell from the same method's model of the previous SNR in
         ``snr_levels`` (the first from random weights); ``False`` trains every cell from random
-        weights, as the study did.
+        weights, as the original study did.
     warm_start_lr_factor
-        A warm-started cell fine-tunes at ``learning_rate`` times this. Restarting the cosine
-        schedule at the full rate partly undid the previous SNR's training: the study's
-        no-skip networks then bounced around a plateau (21.93 then 21.86 dB between two SNRs);
-        at 0.3 both rose at every step in three quick-study runs (last: 18.93 to 22.11 and
-        18.16 to 21.99 dB).
+        A warm-started cell fine-tunes at ``learning_rate`` times this, in (0, 1]: restarting
+        the cosine schedule at the full rate would partly undo what the previous SNR's training
+        reached.
     shared_noise
         Draw each image's noise at every SNR from one random stream (common random numbers:
         the noise of an image at two SNRs differs only in scale), so differences between SNR
@@ -255,7 +189,8 @@ class StudyConfig:
         return min(self.patch, self.image_size)
 
     def estimated_seconds(self) -> float:
-        """A rough duration estimate (s): training budgets plus ~1 s overhead per learned cell."""
+        """A rough duration estimate (s): the training budgets, plus an allowance per learned
+        cell (validation, model files, inference), per filter cell and for the run."""
         n_learned = len(self.learned_methods) * len(self.snr_levels)
         n_filters = (len(self.methods) - len(self.learned_methods)) * len(self.snr_levels)
         return n_learned * (self.train_seconds + 1.0) + 0.2 * n_filters + 30.0
@@ -302,14 +237,18 @@ def preset(name: str, **changes: Any) -> StudyConfig:
     3
     """
     base: dict[str, dict[str, Any]] = {
-        # Seconds per cell: for tests of the whole pipeline, not for numbers.
+        # For tests of the whole pipeline, not for numbers: three of the study's SNRs (the
+        # lowest, one in the middle, the highest) and training stopped by its epoch cap.
+        # train_seconds is only a ceiling here, generous so a busy machine still takes steps.
         "tiny": {
             "image_size": 32,
             "pixel_size_angstrom": 8.0,
             "n_train": 3,
             "n_val": 1,
             "n_test": 2,
-            "train_seconds": 0.5,
+            "snr_levels": (STUDY_SNR_LEVELS[0], STUDY_SNR_LEVELS[4], STUDY_SNR_LEVELS[-1]),
+            "montage_snr_indices": (0, 1, 2),
+            "train_seconds": 5.0,
             "max_epochs": 1,
             "steps_per_epoch": 2,
             "patch": 32,
@@ -317,9 +256,9 @@ def preset(name: str, **changes: Any) -> StudyConfig:
             "base_channels": 4,
             "unet_base_channels": 4,
         },
-        # The whole study in about 10.5 minutes on two CPU cores (see the module docstring).
+        # The study's ten SNRs at a small image size and a short budget per cell, for a CPU.
         "quick": {},
-        # Larger images, more data, longer training (hours on a CPU; minutes on a GPU).
+        # Larger images, more data, longer training (meant for a GPU).
         "full": {
             "image_size": 128,
             "pixel_size_angstrom": 1.875,

@@ -9,16 +9,17 @@ Example::
 Clean projections of GroEL (the atomic model given with ``--structure``, otherwise the embedded
 GroEL-like phantom) get white Gaussian noise at the 10 SNRs from 0.01 to 0.5. Each method
 denoises the same test images at each SNR: Noise2Noise with the study's 5- and 4-level networks
-and a U-Net, Noise2Void, Neighbor2Neighbor (each trained per SNR within a time budget, by default starting from the
-same method's model of the previous SNR), the
-study's low-pass cutoffs 0.05 and 0.001, and low-pass, Gaussian, median, mean, Wiener (and BM3D
-when installed) filters whose parameter is chosen on a separate clean calibration image.
+and a U-Net, Noise2Void, Neighbor2Neighbor (each trained per SNR within a time budget, by default
+starting from the same method's model of the previous SNR), the study's low-pass cutoffs 0.05
+and 0.001, and low-pass, Gaussian, median, mean, Wiener (and BM3D when installed) filters whose
+parameter is chosen on a separate clean calibration image.
 Training, calibration and test images are disjoint.
 
 Writes ``OUT/results.json``, ``results.csv``, ``figures/*.png``, ``report.html`` (self-contained)
-and ``report.md``. ``--quick`` runs in about 10.5 minutes on two CPU cores; the full mode uses
-larger images and longer training. Rerunning with the same ``--out`` resumes: finished (method,
-SNR) cells are kept and skipped.
+and ``report.md``. ``--quick`` uses small images and a short training budget per cell, for a CPU;
+without it the full settings use larger images, more data and longer training. The run's length
+is set by ``--train-seconds`` (per learned cell) and printed as an estimate before it starts.
+Rerunning with the same ``--out`` resumes: finished (method, SNR) cells are kept and skipped.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from pathlib import Path
 
 import typer
 
-from cryoden.benchmark.study import METHOD_NAMES, PRESETS, parse_methods, preset
+from cryoden.benchmark.registry import METHOD_NAMES, parse_methods
+from cryoden.benchmark.study import PRESETS, preset
 from cryoden.cli.common import progress_bar, write_provenance
 from cryoden.errors import InputFileError, ParameterError
 
 
 @contextmanager
 def _quiet_trainings() -> Iterator[None]:
-    """50 trainings log every epoch at INFO: keep only the study's own lines unless --verbose."""
+    """Every learned cell's training logs each epoch at INFO: keep only the study's own lines
+    unless --verbose."""
     names = ("cryoden.training", "cryoden.inference")
     saved = {name: logging.getLogger(name).level for name in names}
     if logging.getLogger("cryoden").getEffectiveLevel() > logging.DEBUG:
@@ -50,10 +53,22 @@ def _quiet_trainings() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def _methods_option(text: str | None) -> tuple[str, ...]:
+    """``--methods`` parsed by the library, its errors naming the flag."""
+    try:
+        return parse_methods(text)
+    except ParameterError as exc:
+        message = str(exc).removeprefix("methods: ")
+        raise ParameterError(f"--methods: {message}") from None
+
+
 def command(
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder."),
     quick: bool = typer.Option(
-        False, "--quick", help="Small images and short training (~10.5 min on two CPU cores)."
+        False,
+        "--quick",
+        help="Small images and a short training budget per cell, for a CPU (default: the full "
+        "settings, larger images and longer training).",
     ),
     structure: Path = typer.Option(
         None,
@@ -89,7 +104,8 @@ def command(
         None, "--preset", hidden=True, help=f"Settings preset: {', '.join(PRESETS)}."
     ),
 ) -> None:
-    """Reproduce the seed study: all methods x 10 SNRs, with figures and an HTML report."""
+    """Reproduce the seed study: every method at the study's SNRs, with figures and an HTML
+    report."""
     from cryoden.benchmark.runner import run_study
 
     if structure is not None:
@@ -106,7 +122,7 @@ def command(
     name = preset_name or ("quick" if quick else "full")
     changes: dict[str, object] = {
         "seed": seed,
-        "methods": parse_methods(methods),
+        "methods": _methods_option(methods),
         "structure": str(structure) if structure is not None else None,
         "warm_start": warm_start,
         "shared_noise": shared_noise,
