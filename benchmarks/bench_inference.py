@@ -40,7 +40,7 @@ import torch
 
 from cryoden.inference.denoise import Denoiser
 from cryoden.io import write_mrc
-from cryoden.models.modelfile import ModelConfig, load_model, save_model
+from cryoden.models import ModelConfig, load_model, save_model
 from cryoden.nets.analysis import flops_per_pixel
 from cryoden.nets.registry import build_network
 from cryoden.training.defaults import default_network

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cryoden.io import read_mrc
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,7 +127,7 @@ def test_space_to_depth_model_trains_and_denoises(cli, tmp_path, simulated):
     assert read_mrc(tmp_path / "d" / image.name).data.shape == read_mrc(image).data.shape
     r = cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", tmp_path / "x",
             "--space-to-depth", "3")  # fmt: skip
-    assert r.code != 0 and "space_to_depth" in r.err
+    assert r.code != 0 and "--space-to-depth" in r.err
 
 
 @pytest.mark.parametrize("scheme", ["n2v", "ne2ne"])

@@ -9,18 +9,31 @@ from torch import nn
 
 from cryoden.errors import ParameterError
 from cryoden.inference import Denoiser, default_device
-from cryoden.models.modelfile import LoadedModel, ModelConfig, load_model, save_model
+from cryoden.models import LoadedModel, ModelConfig, load_model, save_model
 from cryoden.nets import NetworkConfig, build_network
 from cryoden.nets.polyphase import halfband_taps
 
 
-def _model(residual_identity: bool = False) -> LoadedModel:
-    config = NetworkConfig(depth=2, base_channels=4, residual=residual_identity)
+class _PlusInput(nn.Module):
+    """``x + network(x)``: with a zero head, the identity (a network the tiler cannot tell
+    from a real one: same config, same receptive field)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.network(x)
+
+
+def _model(identity: bool = False) -> LoadedModel:
+    config = NetworkConfig(depth=2, base_channels=4)
     torch.manual_seed(2)
     net = build_network(config).eval()
-    if residual_identity:
+    if identity:
         nn.init.zeros_(net.head.weight)
         nn.init.zeros_(net.head.bias)
+        net = _PlusInput(net).eval()
     return LoadedModel(network=net, config=ModelConfig(network=config), path="memory")
 
 
@@ -30,7 +43,7 @@ def test_default_device_is_a_device():
 
 def test_identity_model_keeps_the_input_and_its_scale(rng):
     image = (rng.normal(size=(45, 61)) * 30 + 500).astype(np.float32)
-    out = Denoiser(_model(residual_identity=True), device="cpu", precision="fp32")(image)
+    out = Denoiser(_model(identity=True), device="cpu", precision="fp32")(image)
     assert out.dtype == np.float32 and out.shape == image.shape
     np.testing.assert_allclose(out, image, rtol=1e-6, atol=1e-3)
 
@@ -122,7 +135,7 @@ def test_polyphase_inference_for_neighbor2neighbor_models(rng):
     """Ne2Ne models get polyphase inference by default; the merge is the half-band average of
     the four sub-images (identity in: the image, low-passed at half Nyquist), odd sizes included,
     and tiling does not change it."""
-    identity = _model(residual_identity=True)
+    identity = _model(identity=True)
     ne2ne = LoadedModel(
         network=identity.network,
         config=ModelConfig(network=identity.config.network, scheme="ne2ne"),
@@ -191,6 +204,105 @@ def test_failed_export_falls_back_to_pytorch(rng, monkeypatch):
     assert denoiser.backend == "torch"
 
 
+@needs_onnxruntime
+def test_failed_export_switches_only_that_denoiser(rng, monkeypatch):
+    """An export failure moves the denoiser of that model to PyTorch; others keep ONNX Runtime."""
+    failing, working = _model(), _model()
+    export = torch.onnx.export
+
+    def refuse_one(module, *args, **kwargs):
+        if module is failing.network:
+            raise RuntimeError("cannot export")
+        return export(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", refuse_one)
+    image = rng.normal(size=(40, 40)).astype(np.float32)
+    a = Denoiser(failing, device="cpu", precision="fp32", backend="onnxruntime")
+    b = Denoiser(working, device="cpu", precision="fp32", backend="onnxruntime")
+    a(image)
+    b(image)
+    assert (a.backend, b.backend) == ("torch", "onnxruntime")
+    assert b._onnx is not None and b._onnx._sessions
+
+
+@needs_onnxruntime
+def test_onnxruntime_run_errors_propagate_and_keep_the_backend(rng, monkeypatch):
+    from cryoden.inference.onnx_backend import OnnxRuntimeNetwork
+
+    class BrokenSession:
+        def run(self, *args, **kwargs):
+            raise RuntimeError("out of memory in the session")
+
+    monkeypatch.setattr(OnnxRuntimeNetwork, "_create_session", lambda self, shape: BrokenSession())
+    denoiser = Denoiser(_model(), device="cpu", precision="fp32", backend="onnxruntime")
+    image = rng.normal(size=(40, 40)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="out of memory in the session"):
+        denoiser(image)
+    assert denoiser.backend == "onnxruntime" and denoiser._onnx is not None
+
+
+@needs_onnxruntime
+def test_session_creation_errors_are_export_errors(monkeypatch):
+    from cryoden.inference.onnx_backend import OnnxExportError, OnnxRuntimeNetwork
+
+    def refuse(*args, **kwargs):
+        raise ValueError("invalid graph")
+
+    network = OnnxRuntimeNetwork(_model().network)
+    monkeypatch.setattr(network._ort, "InferenceSession", refuse)
+    with pytest.raises(OnnxExportError, match="invalid graph"):
+        network.session((1, 1, 8, 8))
+
+
+def test_threads_are_set_only_while_denoising(rng):
+    """``threads`` applies during a call, and torch's thread count is restored after it, also
+    when the call fails."""
+    previous = torch.get_num_threads()
+    wanted = previous + 1
+    seen: list[int] = []
+    model = _model()
+
+    class Recording(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = model.network
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.get_num_threads())
+            return self.network(x)
+
+    recording = LoadedModel(network=Recording(), config=model.config, path="memory")
+    try:
+        denoiser = Denoiser(recording, device="cpu", precision="fp32", threads=wanted)
+        assert torch.get_num_threads() == previous
+        denoiser(rng.normal(size=(2, 24, 24)).astype(np.float32))
+        assert seen and set(seen) == {wanted}
+        assert torch.get_num_threads() == previous
+        with pytest.raises(ParameterError):
+            denoiser(np.full((24, 24), np.nan, dtype=np.float32))
+        assert torch.get_num_threads() == previous
+        Denoiser(model, device="cpu", precision="fp32")(
+            rng.normal(size=(24, 24)).astype(np.float32)
+        )
+        assert torch.get_num_threads() == previous
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_parameter_errors_name_parameters_not_flags():
+    for kwargs, name in (
+        ({"tile": 0}, "tile"),
+        ({"batch": 0}, "batch"),
+        ({"threads": 0}, "threads"),
+        ({"overlap": -1}, "overlap"),
+        ({"memory_mb": 0}, "memory_mb"),
+        ({"backend": "onnxruntime", "precision": "bf16"}, "backend"),
+    ):
+        with pytest.raises(ParameterError, match=name) as info:
+            Denoiser(_model(), device="cpu", **kwargs)
+        assert "--" not in str(info.value)
+
+
 def test_unknown_or_missing_backend_is_a_parameter_error(monkeypatch):
     from cryoden.inference import denoise as denoise_module
 
@@ -200,3 +312,17 @@ def test_unknown_or_missing_backend_is_a_parameter_error(monkeypatch):
     with pytest.raises(ParameterError, match=r"pip install 'cryoden\[onnx\]'"):
         Denoiser(_model(), device="cpu", precision="fp32", backend="onnxruntime")
     assert Denoiser(_model(), device="cpu", precision="fp32").backend == "torch"
+
+
+def test_inference_stands_on_nets_models_io_and_errors_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cryoden.inference\n"
+        "allowed = {'inference', 'nets', 'models', 'io', 'errors'}\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cryoden.')"
+        " and m.split('.')[1] not in allowed))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -22,9 +22,6 @@ TINY = {"base_channels": 4}
 CONFIGS = {
     "unet": NetworkConfig(arch="unet", depth=3, **TINY),
     "unet-n2v2": NetworkConfig(arch="unet", depth=2, blurpool=True, top_skip=False, **TINY),
-    "unet-transposed-relu-residual": NetworkConfig(
-        arch="unet", depth=2, upsampling="transposed", activation="relu", residual=True, **TINY
-    ),
     "unet-space-to-depth": NetworkConfig(arch="unet", depth=2, space_to_depth=2, **TINY),
     "seed5": NetworkConfig(arch="seed5", **TINY),
     "seed4": NetworkConfig(arch="seed4", kernel_size=5, **TINY),
@@ -79,8 +76,8 @@ def test_unet_options():
     # the top decoder takes the upsampled features only (no concatenated skip)
     assert plain.decoders[-1][0].in_channels == 8
     assert n2v2.decoders[-1][0].in_channels == 4
-    transposed = build_network(NetworkConfig(depth=2, upsampling="transposed", **TINY))
-    assert sum(isinstance(m, nn.ConvTranspose2d) for m in transposed.modules()) == 2
+    assert any(isinstance(m, nn.LeakyReLU) for m in plain.modules())
+    assert not any(isinstance(m, (nn.ReLU, nn.ConvTranspose2d)) for m in plain.modules())
 
 
 def test_blurpool_halves_even_sizes_and_blurs():
@@ -91,14 +88,6 @@ def test_blurpool_halves_even_sizes_and_blurs():
     assert y.shape == (1, 1, 4, 5)
     assert (y > 0).sum() > 1  # the maximum is spread by the blur
     assert torch.isclose(y.sum(), torch.tensor(16.0 * 4 / 4))  # 2x2 max then mean-preserving
-
-
-def test_residual_network_with_zero_head_is_identity():
-    net = build_network(NetworkConfig(depth=2, residual=True, **TINY))
-    nn.init.zeros_(net.head.weight)
-    nn.init.zeros_(net.head.bias)
-    x = torch.randn(1, 1, 19, 23)
-    assert torch.equal(net(x), x)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -113,7 +102,39 @@ def test_config_defaults():
     assert NetworkConfig(arch="seed5").depth == 5
     assert NetworkConfig(arch="seed4").depth == 4
     assert NetworkConfig(arch="seed5").activation == "relu"
+    assert NetworkConfig().activation == "leaky_relu"
     assert NetworkConfig().kernel_size == 3
+    assert set(NetworkConfig().to_dict()) >= {"arch", "base_channels", "depth", "space_to_depth"}
+
+
+@pytest.mark.parametrize("arch", ["unet", "seed5"])
+def test_legacy_fields_at_their_only_value_still_load(arch):
+    """Model files may hold ``activation``, ``upsampling`` and ``residual``: at the value every
+    network has they are accepted and dropped."""
+    config = NetworkConfig(arch=arch, **TINY)
+    legacy = {
+        **config.to_dict(),
+        "activation": config.activation,
+        "upsampling": "bilinear",
+        "residual": False,
+    }
+    assert NetworkConfig.from_dict(legacy) == config
+    assert NetworkConfig.from_dict({**legacy, "activation": None}) == config
+    assert not {"activation", "upsampling", "residual"} & set(config.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"activation": "relu"}, "activation"),
+        ({"arch": "seed4", "activation": "leaky_relu"}, "activation"),
+        ({"upsampling": "transposed"}, "upsampling"),
+        ({"residual": True}, "residual"),
+    ],
+)
+def test_legacy_fields_at_another_value_are_refused(changes, field):
+    with pytest.raises(ParameterError, match=f"{field}=.*not supported"):
+        NetworkConfig.from_dict({**NetworkConfig().to_dict(), **changes})
 
 
 @pytest.mark.parametrize(
@@ -179,13 +200,12 @@ def _measured_field(config: NetworkConfig) -> int:
 @pytest.mark.parametrize(
     "config",
     [
-        NetworkConfig(arch="seed4", base_channels=2, activation="leaky_relu"),
+        NetworkConfig(arch="seed4", base_channels=2),
         NetworkConfig(arch="unet", depth=2, base_channels=2),
         NetworkConfig(arch="unet", depth=2, base_channels=2, blurpool=True, top_skip=False),
-        NetworkConfig(arch="unet", depth=2, base_channels=2, upsampling="transposed"),
         NetworkConfig(arch="unet", depth=2, base_channels=2, space_to_depth=2),
     ],
-    ids=["seed4", "unet", "unet-n2v2", "unet-transposed", "unet-space-to-depth"],
+    ids=["seed4", "unet", "unet-n2v2", "unet-space-to-depth"],
 )
 def test_receptive_field_bounds_the_measured_one(config):
     measured = _measured_field(config)

@@ -1,7 +1,8 @@
 """Shared CLI plumbing: logging handlers, progress bars, provenance files and error reporting.
 
 Only the CLI layer configures logging handlers and draws progress bars; libraries report
-progress through a ``progress(done, total)`` callback.
+progress through a ``progress(done, total)`` callback. Library errors name parameters
+(``tile``); :func:`flag_names` rewords them with the command's flags (``--tile``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +31,8 @@ from rich.progress import (
 )
 
 from cryoden import __version__
-from cryoden.errors import CryodenError, InputFileError
+from cryoden.errors import CryodenError, InputFileError, ParameterError
+from cryoden.io.atomic import atomic_output
 
 #: Diagnostics go to stderr so stdout stays machine-readable (``evaluate --json``).
 err_console = Console(stderr=True)
@@ -114,15 +117,27 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write ``payload`` as indented JSON to ``path`` atomically
+    (:func:`cryoden.io.atomic.atomic_output`)."""
+    text = json.dumps(payload, indent=2) + "\n"
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextmanager
+def flag_names(flags: dict[str, str]) -> Iterator[None]:
+    """Re-raise a :class:`ParameterError` from the block with each parameter name of ``flags``
+    (a whole word, e.g. ``memory_mb``) replaced by its command-line flag (``--memory-mb``).
+
+    Wrap only library calls whose errors are about those parameters (constructing a
+    configuration), so that ordinary words in other messages stay as they are.
+    """
     try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        yield
+    except ParameterError as exc:
+        names = sorted(flags, key=len, reverse=True)
+        pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+        raise ParameterError(pattern.sub(lambda m: flags[m.group(1)], str(exc))) from exc
 
 
 def write_provenance(out_dir: Path, command: str, parameters: dict[str, Any]) -> Path:

@@ -13,6 +13,7 @@ never overwritten; all inputs are checked before anything is written.
 
 from __future__ import annotations
 
+import inspect
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,13 +21,26 @@ from pathlib import Path
 import typer
 
 from cryoden import __version__
-from cryoden.cli.common import output_paths, progress_bar, write_provenance
+from cryoden.cli.common import flag_names, output_paths, progress_bar, write_provenance
 from cryoden.errors import InputFileError
 from cryoden.inference.denoise import Denoiser
 from cryoden.io import MrcData, read_mrc, write_mrc
 from cryoden.io.mrc import probe_mrc
 from cryoden.io.stacks import from_images
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
+
+#: The Denoiser's parameters and the flags that set them.
+FLAGS = {
+    "device": "--device",
+    "tile": "--tile",
+    "batch": "--batch",
+    "threads": "--threads",
+    "precision": "--precision",
+    "memory_mb": "--memory-mb",
+    "backend": "--backend",
+}
+#: The Denoiser's own defaults, shown in --help (the option itself defaults to None).
+_DEFAULTS = {name: param.default for name, param in inspect.signature(Denoiser).parameters.items()}
 
 
 def command(
@@ -38,7 +52,10 @@ def command(
     batch: int = typer.Option(None, "--batch", help="Tiles per forward pass."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
     precision: str = typer.Option(
-        "auto", "--precision", help="auto (bf16 where the device has it natively), fp32, bf16."
+        None,
+        "--precision",
+        help="auto (bf16 where the device has it natively), fp32, bf16 "
+        f"(default: {_DEFAULTS['precision']}).",
     ),
     memory_mb: float = typer.Option(
         None, "--memory-mb", help="Activation memory budget per batch of tiles (MiB)."
@@ -51,10 +68,11 @@ def command(
         show_default=False,
     ),
     backend: str = typer.Option(
-        "auto",
+        None,
         "--backend",
         help="auto (ONNX Runtime for fp32 on the CPU when installed, else PyTorch), torch, "
-        "onnxruntime (fp32 CPU only; pip install 'cryoden[onnx]').",
+        "onnxruntime (fp32 CPU only; pip install 'cryoden\\[onnx]') "
+        f"(default: {_DEFAULTS['backend']}).",
     ),
 ) -> None:
     """Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc."""
@@ -62,10 +80,14 @@ def command(
     outputs = output_paths(inputs, out_dir)
     for path in inputs:  # fail on a bad input before writing anything
         probe_mrc(path)
-    denoiser = Denoiser(
-        loaded, device=device, tile=tile, batch=batch, threads=threads, precision=precision,
-        memory_mb=memory_mb, polyphase=polyphase, backend=backend,
-    )  # fmt: skip
+    given = {
+        "device": device, "tile": tile, "batch": batch, "threads": threads,
+        "precision": precision, "memory_mb": memory_mb, "backend": backend,
+    }  # fmt: skip
+    with flag_names(FLAGS):
+        denoiser = Denoiser(
+            loaded, polyphase=polyphase, **{k: v for k, v in given.items() if v is not None}
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     label = f"cryoden {__version__} denoise {Path(model).name} {time.strftime('%Y-%m-%d')}"

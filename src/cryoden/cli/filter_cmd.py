@@ -12,17 +12,34 @@ Cutoffs are in Nyquist units (1 = Nyquist = 0.5 cycles/pixel). Each output is
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
-from cryoden.cli.common import output_paths, progress_bar, write_provenance
+from cryoden.cli.common import flag_names, output_paths, progress_bar, write_provenance
 from cryoden.errors import ParameterError
 from cryoden.filters import FILTERS, apply_filter
 from cryoden.io import probe_mrc, read_mrc, write_mrc
 from cryoden.io.stacks import as_images, from_images
+
+#: The filters' parameters and the flags that set them.
+FLAGS = {
+    "cutoff_nyquist": "--cutoff",
+    "high_nyquist": "--cutoff",
+    "low_nyquist": "--low-cutoff",
+    "sigma_px": "--sigma",
+    "size": "--size",
+    "edge": "--edge",
+}
+
+
+def filter_defaults(name: str) -> dict[str, Any]:
+    """The keyword arguments of filter ``name`` that have a default, with their defaults."""
+    parameters = inspect.signature(FILTERS[name]).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def get_filter_name(name: str) -> str:
@@ -40,9 +57,11 @@ def filter_parameters(
     low_cutoff: float | None,
     sigma: float | None,
     size: int | None,
-    edge: str,
+    edge: str | None,
 ) -> dict[str, Any]:
-    """Map the CLI's options onto the named filter's keyword arguments."""
+    """Map the CLI's options onto the named filter's keyword arguments: those given, and the
+    filter's defaults of those its options set (``sigma_px``, ``size``, ``edge``), so that the
+    provenance records the values used."""
     name = get_filter_name(name)
     params: dict[str, Any] = {}
     if name in ("lowpass", "highpass"):
@@ -54,10 +73,11 @@ def filter_parameters(
             raise ParameterError("the bandpass filter needs --low-cutoff and --cutoff")
         params = {"low_nyquist": low_cutoff, "high_nyquist": cutoff, "edge": edge}
     elif name == "gaussian":
-        params = {"sigma_px": 1.0 if sigma is None else sigma}
+        params = {"sigma_px": sigma}
     elif name in ("mean", "median", "wiener"):  # wiener-fourier takes no window
-        params = {"size": {"wiener": 5}.get(name, 3) if size is None else size}
-    return params
+        params = {"size": size}
+    defaults = filter_defaults(name)
+    return {k: defaults[k] if v is None else v for k, v in params.items()}
 
 
 def command(
@@ -72,9 +92,23 @@ def command(
         None, "--cutoff", help="Low-/high-pass cutoff, or band-pass upper edge, in Nyquist units."
     ),
     low_cutoff: float = typer.Option(None, "--low-cutoff", help="Band-pass lower edge (Nyquist)."),
-    sigma: float = typer.Option(None, "--sigma", help="Gaussian sigma in pixels (default 1)."),
-    size: int = typer.Option(None, "--size", help="Window size in pixels (mean, median, wiener)."),
-    edge: str = typer.Option("hard", "--edge", help="Fourier filter edge: hard or soft."),
+    sigma: float = typer.Option(
+        None,
+        "--sigma",
+        help=f"Gaussian sigma in pixels (default: {filter_defaults('gaussian')['sigma_px']:g}).",
+    ),
+    size: int = typer.Option(
+        None,
+        "--size",
+        help="Window size in pixels (mean, median, wiener; default: "
+        + ", ".join(f"{n} {filter_defaults(n)['size']}" for n in ("mean", "median", "wiener"))
+        + ").",
+    ),
+    edge: str = typer.Option(
+        None,
+        "--edge",
+        help=f"Fourier filter edge: hard or soft (default: {filter_defaults('lowpass')['edge']}).",
+    ),
 ) -> None:
     """Filter MRC images with a classical filter; writes OUTDIR/<basename>.mrc."""
     name = get_filter_name(name)
@@ -85,7 +119,8 @@ def command(
     for path in inputs:  # fail on a bad input before writing anything
         probe_mrc(path)
     # Check the parameters on a tiny image before writing anything.
-    apply_filter(name, np.zeros((8, 8), np.float32), **params)
+    with flag_names(FLAGS):
+        apply_filter(name, np.zeros((8, 8), np.float32), **params)
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar(f"filter {name}", total=len(inputs)) as progress:
         for i, (path, out) in enumerate(zip(inputs, outputs)):

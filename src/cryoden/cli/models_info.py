@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 
 
 def command(

@@ -11,16 +11,31 @@ depend on how a stack is split. The output keeps the input's voxel size and orig
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from cryoden.cli.common import provenance, write_json_atomic
+from cryoden.cli.common import flag_names, provenance, write_json_atomic
 from cryoden.errors import ParameterError
 from cryoden.io import read_mrc, write_mrc
 from cryoden.io.stacks import as_images, from_images
 from cryoden.noise import NOISE_MODELS, add_noise, estimate_snr, image_rng
+
+#: add_noise's defaults, used where an option is not given (the options default to None).
+_DEFAULTS = {
+    p.name: p.default
+    for p in inspect.signature(add_noise).parameters.values()
+    if p.default is not inspect.Parameter.empty
+}
+#: add_noise's parameters and the flags that set them.
+FLAGS = {
+    "snr": "--snr",
+    "dose_e_per_a2": "--dose",
+    "pixel_size_angstrom": "--pixel-size",
+    "read_noise_sigma": "--read-noise",
+}
 
 
 def command(
@@ -29,7 +44,9 @@ def command(
     snr: float = typer.Option(None, "--snr", help="Target SNR, var(signal)/var(noise)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (per-section seeds derive from it)."),
     model: str = typer.Option(
-        "gaussian", "--model", help=f"Noise model: {', '.join(NOISE_MODELS)}."
+        None,
+        "--model",
+        help=f"Noise model: {', '.join(NOISE_MODELS)} (default: {_DEFAULTS['model']}).",
     ),
     dose: float = typer.Option(
         None, "--dose", help="Dose in e/Å² for a Poisson model (instead of --snr)."
@@ -37,26 +54,33 @@ def command(
     pixel_size: float = typer.Option(
         None, "--pixel-size", help="Pixel size in Å (default: from the header) for --dose."
     ),
-    read_noise: float = typer.Option(0.0, "--read-noise", help="Gaussian read noise (counts)."),
+    read_noise: float = typer.Option(
+        None,
+        "--read-noise",
+        help=f"Gaussian read noise (counts; default: {_DEFAULTS['read_noise_sigma']}).",
+    ),
 ) -> None:
     """Add Gaussian or Poisson noise at a target SNR (or a dose) to an MRC image."""
     if snr is None and dose is None:
         raise ParameterError("give --snr (or --dose for a Poisson model)")
+    model = _DEFAULTS["model"] if model is None else model
+    read_noise = _DEFAULTS["read_noise_sigma"] if read_noise is None else read_noise
     mrc = read_mrc(input_path)
     px = pixel_size if pixel_size is not None else mrc.pixel_size_angstrom
     stack = as_images(mrc)
     noisy = np.empty_like(stack)
     measured = []
     for i, image in enumerate(stack):
-        noisy[i] = add_noise(
-            image,
-            model=model,
-            rng=image_rng(seed, i),
-            snr=snr if dose is None else None,
-            dose_e_per_a2=dose,
-            pixel_size_angstrom=px,
-            read_noise_sigma=read_noise,
-        )
+        with flag_names(FLAGS):
+            noisy[i] = add_noise(
+                image,
+                model=model,
+                rng=image_rng(seed, i),
+                snr=snr if dose is None else None,
+                dose_e_per_a2=dose,
+                pixel_size_angstrom=px,
+                read_noise_sigma=read_noise,
+            )
         if dose is None:
             measured.append(estimate_snr(image, noisy[i]))
     write_mrc(

@@ -17,21 +17,22 @@ network (architecture, width, depth) and its weights come from ``MODEL``.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from cryoden.cli.common import progress_bar, provenance, write_json_atomic
+from cryoden.cli.common import flag_names, progress_bar, provenance, write_json_atomic
 from cryoden.errors import ParameterError
 from cryoden.io.folders import read_images, read_pairs
-from cryoden.models.modelfile import load_model
+from cryoden.models import load_model
 from cryoden.nets.config import ARCHITECTURES, NetworkConfig
-from cryoden.nets.polyphase import INPUT_IMAGES
+from cryoden.training import TrainConfig, train
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.defaults import default_network
-from cryoden.training.loop import TrainConfig, train
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import n2v2_network_config
 
@@ -39,34 +40,78 @@ logger = logging.getLogger("cryoden.cli.train")
 
 OUT_HELP = "Model to write: a folder, or a file ending in .safetensors."
 
+#: Command-line option -> TrainConfig field.
+TRAIN_FIELDS: dict[str, str] = {
+    "epochs": "epochs",
+    "max_minutes": "max_minutes",
+    "patch": "patch",
+    "batch": "batch_size",
+    "steps": "steps_per_epoch",
+    "lr": "learning_rate",
+    "loss": "loss",
+    "patience": "early_stopping_patience",
+    "seed": "seed",
+    "threads": "threads",
+}
+#: Library parameters and the flags that set them (for error messages).
+FLAGS: dict[str, str] = {
+    "epochs": "--epochs",
+    "max_minutes": "--max-minutes",
+    "patch": "--patch",
+    "batch_size": "--batch",
+    "steps_per_epoch": "--steps-per-epoch",
+    "learning_rate": "--lr",
+    "loss": "--loss",
+    "early_stopping_patience": "--patience",
+    "seed": "--seed",
+    "threads": "--threads",
+    "arch": "--arch",
+    "kernel_size": "--kernel",
+    "base_channels": "--base-channels",
+    "depth": "--depth",
+    "space_to_depth": "--space-to-depth",
+    "input_image": "--input-image",
+}
 
-def _network_config(
-    scheme: str,
-    arch: str,
-    kernel: int,
-    base_channels: int | None,
-    depth: int | None,
-    space_to_depth: int | None,
-) -> NetworkConfig:
+# The library's defaults, shown in --help; the options themselves default to None, so that
+# only the values a user gives are passed on and every default is set in one place.
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_DEFAULT_ARCH = inspect.signature(default_network).parameters["arch"].default
+_DEFAULT_KERNEL = next(
+    f.default for f in dataclasses.fields(NetworkConfig) if f.name == "kernel_size"
+)
+_DEFAULT_INPUT_IMAGE = inspect.signature(Neighbor2Neighbor).parameters["input_image"].default
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The values that are not ``None`` (the options a user gave)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _network_config(scheme: str, arch: str | None, **options: int | None) -> NetworkConfig:
     """The scheme's default network (:func:`cryoden.training.defaults.default_network`) with
     the options given on the command line on top."""
-    if arch not in ARCHITECTURES:
+    if arch is not None and arch not in ARCHITECTURES:
         raise ParameterError(f"unknown --arch {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    # NetworkConfig refuses space_to_depth != 1 for the seed architectures, naming the field.
-    return default_network(
-        scheme,
-        arch,
-        kernel_size=kernel,
-        base_channels=base_channels,
-        depth=depth,
-        space_to_depth=space_to_depth,
-    )
+    with flag_names(FLAGS):
+        return default_network(scheme, **_given(arch=arch, **options))
+
+
+def _train_config(options: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of the given options; ``options`` gets the values used (defaults
+    included), for the training log."""
+    given = {TRAIN_FIELDS[k]: options[k] for k in TRAIN_FIELDS if options[k] is not None}
+    with flag_names(FLAGS):
+        config = TrainConfig(**given)
+    options.update({k: getattr(config, field) for k, field in TRAIN_FIELDS.items()})
+    return config
 
 
 def _run(
     scheme: str | Neighbor2Neighbor,
     dataset: Any,
     network: NetworkConfig,
+    config: TrainConfig,
     options: dict[str, Any],
     summary: dict[str, Any],
 ) -> None:
@@ -80,18 +125,6 @@ def _run(
             )
         network = start.config.network
         initial = start.network.state_dict()
-    config = TrainConfig(
-        epochs=options["epochs"],
-        max_minutes=options["max_minutes"],
-        patch=options["patch"],
-        batch_size=options["batch"],
-        steps_per_epoch=options["steps"],
-        learning_rate=options["lr"],
-        loss=options["loss"],
-        seed=options["seed"],
-        threads=options["threads"],
-        early_stopping_patience=options["patience"],
-    )
     name = scheme if isinstance(scheme, str) else scheme.name
     with progress_bar(f"train {name}", total=config.epochs * config.steps_per_epoch) as progress:
         result = train(
@@ -118,32 +151,83 @@ def _options(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _default(value: object) -> str:
+    return f" (default: {value})"
+
+
+def _network_options(scheme: str) -> dict[str, Any]:
+    """The --base-channels, --depth and --space-to-depth options, whose defaults (shown in the
+    help) are the scheme's default network's."""
+    unet, seed = default_network(scheme), default_network(scheme, "seed5")
+    return {
+        "base": typer.Option(
+            None,
+            "--base-channels",
+            help=f"Channels of the first level (default: U-Net {unet.base_channels}, "
+            f"seed nets {seed.base_channels}).",
+        ),
+        "depth": typer.Option(
+            None, "--depth", help=f"U-Net levels (default: {unet.depth}; seed nets fixed)."
+        ),
+        "s2d": typer.Option(
+            None,
+            "--space-to-depth",
+            help="U-Net only. 2: work on 2x2 pixel blocks at half size (a quarter of the FLOPs "
+            "per pixel, in wider convolutions); 1: full-size first level"
+            + _default(unet.space_to_depth)
+            + ".",
+        ),
+    }
+
+
+NET = {scheme: _network_options(scheme) for scheme in ("n2n", "n2v", "ne2ne")}
+
 # Shared option declarations (typer reads them from each function's signature).
-ARCH = typer.Option("unet", "--arch", help=f"Network: {', '.join(ARCHITECTURES)}.")
-KERNEL = typer.Option(3, "--kernel", help="Convolution kernel size (odd).")
-BASE = typer.Option(
-    None,
-    "--base-channels",
-    help="Channels of the first level (default: U-Net 16 for n2n, 8 for n2v and ne2ne; "
-    "seed nets 32).",
+ARCH = typer.Option(
+    None, "--arch", help=f"Network: {', '.join(ARCHITECTURES)}" + _default(_DEFAULT_ARCH) + "."
 )
-DEPTH = typer.Option(None, "--depth", help="U-Net levels (default 4; seed nets fixed).")
-S2D = typer.Option(
-    None,
-    "--space-to-depth",
-    help="U-Net only. 2: work on 2x2 pixel blocks at half size (the n2n default: 1.6x faster "
-    "inference on CPU, 0.1 dB lower on the held-out check; see README); 1: full-size first "
-    "level (the n2v and ne2ne default).",
+KERNEL = typer.Option(
+    None, "--kernel", help="Convolution kernel size, odd" + _default(_DEFAULT_KERNEL) + "."
 )
-EPOCHS = typer.Option(100, "--epochs", help="Maximum number of epochs.")
+EPOCHS = typer.Option(
+    None, "--epochs", help="Maximum number of epochs" + _default(_TRAIN_DEFAULTS["epochs"]) + "."
+)
 MINUTES = typer.Option(None, "--max-minutes", help="Wall-clock limit for training.")
-PATCH = typer.Option(64, "--patch", help="Training patch side in pixels.")
-BATCH = typer.Option(16, "--batch", help="Patches per optimiser step.")
-STEPS = typer.Option(50, "--steps-per-epoch", help="Optimiser steps per epoch.")
-LR = typer.Option(1e-3, "--lr", help="Adam learning rate (cosine decay).")
-LOSS = typer.Option("l2", "--loss", help="l2 or l1.")
-PATIENCE = typer.Option(20, "--patience", help="Early stopping: epochs without improvement.")
-SEED = typer.Option(0, "--seed", help="Random seed (weights, patches, masks, split).")
+PATCH = typer.Option(
+    None,
+    "--patch",
+    help="Training patch side in pixels" + _default(_TRAIN_DEFAULTS["patch"]) + ".",
+)
+BATCH = typer.Option(
+    None,
+    "--batch",
+    help="Patches per optimiser step" + _default(_TRAIN_DEFAULTS["batch_size"]) + ".",
+)
+STEPS = typer.Option(
+    None,
+    "--steps-per-epoch",
+    help="Optimiser steps per epoch" + _default(_TRAIN_DEFAULTS["steps_per_epoch"]) + ".",
+)
+LR = typer.Option(
+    None,
+    "--lr",
+    help="Adam learning rate, with cosine decay" + _default(_TRAIN_DEFAULTS["learning_rate"]) + ".",
+)
+LOSS = typer.Option(None, "--loss", help="l2 or l1" + _default(_TRAIN_DEFAULTS["loss"]) + ".")
+PATIENCE = typer.Option(
+    None,
+    "--patience",
+    help="Early stopping: epochs without improvement"
+    + _default(_TRAIN_DEFAULTS["early_stopping_patience"])
+    + ".",
+)
+SEED = typer.Option(
+    None,
+    "--seed",
+    help="Random seed of the weights, patches, masks and split"
+    + _default(_TRAIN_DEFAULTS["seed"])
+    + ".",
+)
 RESUME = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out.")
 INIT = typer.Option(
     None,
@@ -159,23 +243,28 @@ def n2n(
     a: Path = typer.Option(..., "--a", metavar="DIR", help="First noisy image of each pair."),
     b: Path = typer.Option(..., "--b", metavar="DIR", help="Second noisy image (same names)."),
     out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
-    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = BASE, depth: int = DEPTH,
-    space_to_depth: int = S2D,
+    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["n2n"]["base"],
+    depth: int = NET["n2n"]["depth"], space_to_depth: int = NET["n2n"]["s2d"],
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
     init: Path = INIT,
 ) -> None:  # fmt: skip
     """Noise2Noise: learn to predict one noisy image of a pair from the other."""
-    network = _network_config("n2n", arch, kernel, base_channels, depth, space_to_depth)
-    pairs, names = read_pairs(a, b)
-    dataset = PairDataset(pairs, sources=names)
+    network = _network_config(
+        "n2n", arch, kernel_size=kernel, base_channels=base_channels, depth=depth,
+        space_to_depth=space_to_depth,
+    )  # fmt: skip
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
         device=device, init=init, a=a, b=b,
     )  # fmt: skip
-    _run("n2n", dataset, network, options, {"a": str(a), "b": str(b), "n_pairs": len(pairs)})
+    config = _train_config(options)
+    pairs, names = read_pairs(a, b)
+    dataset = PairDataset(pairs, sources=names)
+    summary = {"a": str(a), "b": str(b), "n_pairs": len(pairs)}
+    _run("n2n", dataset, network, config, options, summary)
 
 
 def n2v(
@@ -184,8 +273,8 @@ def n2v(
     variant: str = typer.Option(
         "n2v", "--variant", help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median)."
     ),
-    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = BASE, depth: int = DEPTH,
-    space_to_depth: int = S2D,
+    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["n2v"]["base"],
+    depth: int = NET["n2v"]["depth"], space_to_depth: int = NET["n2v"]["s2d"],
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
@@ -194,48 +283,55 @@ def n2v(
     """Noise2Void: blind-spot training from single noisy images."""
     if variant not in ("n2v", "n2v2"):
         raise ParameterError(f"--variant must be n2v or n2v2, got {variant!r}")
-    network = _network_config("n2v", arch, kernel, base_channels, depth, space_to_depth)
+    network = _network_config(
+        "n2v", arch, kernel_size=kernel, base_channels=base_channels, depth=depth,
+        space_to_depth=space_to_depth,
+    )  # fmt: skip
     if variant == "n2v2":
-        if arch != "unet":
+        if network.arch != "unet":
             raise ParameterError("--variant n2v2 needs --arch unet (blur-pool, no top skip)")
         network = n2v2_network_config(network)
-    arrays, names = read_images(images)
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
         device=device, init=init, images=images, variant=variant,
     )  # fmt: skip
+    config = _train_config(options)
+    arrays, names = read_images(images)
     summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
-    _run(variant, SingleDataset(arrays, sources=names), network, options, summary)
+    _run(variant, SingleDataset(arrays, sources=names), network, config, options, summary)
 
 
 def ne2ne(
     images: list[Path] = typer.Option(..., "--images", metavar="DIR", help="Noisy images."),
     out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
-    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = BASE, depth: int = DEPTH,
-    space_to_depth: int = S2D,
+    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["ne2ne"]["base"],
+    depth: int = NET["ne2ne"]["depth"], space_to_depth: int = NET["ne2ne"]["s2d"],
     epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
     steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
     seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
     init: Path = INIT,
     input_image: str = typer.Option(
-        "cell-mean", "--input-image",
+        None, "--input-image",
         help="What the network sees of each 2x2 cell: cell-mean (the mean of the three pixels "
-        "other than the target's; default) or neighbour (one pixel, Huang et al. 2021).",
+        "other than the target's) or neighbour (one pixel, Huang et al. 2021)"
+        + _default(_DEFAULT_INPUT_IMAGE) + ".",
     ),
 ) -> None:  # fmt: skip
     """Neighbor2Neighbor: sub-sampled neighbour pairs from single noisy images."""
-    if input_image not in INPUT_IMAGES:
-        raise ParameterError(
-            f"--input-image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}"
-        )
-    network = _network_config("ne2ne", arch, kernel, base_channels, depth, space_to_depth)
-    arrays, names = read_images(images)
+    network = _network_config(
+        "ne2ne", arch, kernel_size=kernel, base_channels=base_channels, depth=depth,
+        space_to_depth=space_to_depth,
+    )  # fmt: skip
     options = _options(
         out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
         lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
         device=device, init=init, images=images, input_image=input_image,
     )  # fmt: skip
+    config = _train_config(options)
+    with flag_names(FLAGS):
+        scheme = Neighbor2Neighbor(**_given(loss=loss, input_image=input_image))
+    options["input_image"] = scheme.input_image
+    arrays, names = read_images(images)
     summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
-    scheme = Neighbor2Neighbor(loss=loss, input_image=input_image)
-    _run(scheme, SingleDataset(arrays, sources=names), network, options, summary)
+    _run(scheme, SingleDataset(arrays, sources=names), network, config, options, summary)

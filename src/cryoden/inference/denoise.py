@@ -3,13 +3,17 @@
 The :class:`Denoiser` holds one loaded model on one device and is called on any number of
 images; the model is never reloaded per image.
 
-Speed and memory on CPU (see ``benchmarks/bench_inference.py``): the network runs under
-``torch.inference_mode`` in the channels-last layout (oneDNN's fast path for convolutions), in
-bfloat16 autocast where the processor computes it natively (``precision="auto"``), on tiles whose
-side comes from a memory budget rather than the image size. Tiles overlap by twice the network's
-*effective* receptive-field radius (measured once per model) plus a short blending ramp, instead
-of a fixed large margin. Normalisation is applied tile by tile, so the only image-sized buffers
-are the input and the output.
+Speed and memory on CPU (``benchmarks/bench_inference.py`` measures them): the network runs
+under ``torch.inference_mode`` in the channels-last layout (oneDNN's fast path for convolutions),
+in bfloat16 autocast where the processor computes it natively (``precision="auto"``), on tiles
+whose side comes from a memory budget rather than the image size. Tiles overlap by twice the
+network's *effective* receptive-field radius (computed once per model) plus a short blending
+ramp, not a fixed large margin. Normalisation is applied tile by tile, so the only image-sized
+buffers are the input and the output.
+
+The denoiser changes no process-wide state for longer than a call: torch's thread count, when
+``threads`` is given, is set only while an image is denoised
+(:func:`~cryoden.nets.device.torch_threads`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ import numpy as np
 import torch
 
 from cryoden.errors import ParameterError
-from cryoden.inference.onnx_backend import OnnxRuntimeNetwork, onnxruntime_available
+from cryoden.inference.onnx_backend import (
+    OnnxExportError,
+    OnnxRuntimeNetwork,
+    onnxruntime_available,
+)
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
-from cryoden.models.modelfile import LoadedModel
+from cryoden.models import LoadedModel
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.config import NetworkConfig
-from cryoden.nets.device import default_device
+from cryoden.nets.device import default_device, torch_threads
 from cryoden.nets.polyphase import (
     INPUT_IMAGES,
     merge_polyphase,
@@ -49,10 +57,9 @@ CPU_MEMORY_BUDGET_MB = 640
 #: Width of the blending ramp between tiles (pixels), on top of the two margins.
 BLEND_RAMP = 16
 #: Share of a prediction's input sensitivity (absolute gradient mass) that may lie beyond the
-#: tile margin (:func:`cryoden.nets.analysis.effective_radius`). Measured on trained U-Nets, 1e-3
-#: leaves tile seams below 3e-4 of the output's standard deviation (RMS ~1e-6), two to three
-#: orders of magnitude under bfloat16 inference's own rounding (max ~0.2, RMS ~3e-3 of it),
-#: with margins about 40 % (plain U-Net) to 65 % (space-to-depth) smaller than at 1e-5.
+#: tile margin (:func:`cryoden.nets.analysis.effective_radius`). Chosen so that tile seams stay
+#: far below bfloat16 inference's own rounding while margins, and the work they repeat, stay
+#: small (``benchmarks/bench_inference.py`` measures the seams).
 MARGIN_TOLERANCE = 1e-3
 
 ProgressCallback = Callable[[int, int], None]
@@ -76,10 +83,8 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def _bytes_per_pixel(network_config: NetworkConfig, dtype_bytes: int) -> float:
-    """Peak activation bytes of one forward pass per input pixel, with a safety factor of 2: an
-    upper bound. Measured peaks of trained U-Nets in bf16 on the CPU are about a third of it
-    (62-70 B/px against 188 for the space-to-depth U-Net base 16, 104 against 312 for the plain
-    base 8, on 1440-2112² tiles)."""
+    """Peak activation bytes of one forward pass per input pixel: the feature maps of every
+    level, times a safety factor of 2, plus a constant; an upper bound of the measured peak."""
     depth = int(network_config.depth)  # type: ignore[arg-type]
     base = int(network_config.base_channels)  # type: ignore[arg-type]
     s2d = network_config.space_to_depth
@@ -97,7 +102,7 @@ class Denoiser:
     Parameters
     ----------
     model
-        A model from :func:`cryoden.models.modelfile.load_model`.
+        A model from :func:`cryoden.models.load_model`.
     device
         ``"cpu"``, ``"cuda"``, ``"mps"``...; by default :func:`default_device` (CUDA, then MPS,
         then CPU).
@@ -107,7 +112,8 @@ class Denoiser:
     batch
         Tiles per forward pass (default 1 on CPU; as many as fit the budget on a GPU).
     threads
-        CPU threads (``torch.set_num_threads``) when given.
+        CPU threads for torch (and ONNX Runtime) while an image is denoised; torch's previous
+        count is restored after each call. ``None`` keeps the current setting.
     overlap
         Tile overlap in pixels; by default ``2 * margin + BLEND_RAMP`` where the margin is the
         model's effective receptive-field radius (:func:`cryoden.nets.analysis.effective_radius`).
@@ -132,12 +138,13 @@ class Denoiser:
     backend
         ``"auto"`` (default): ONNX Runtime for float32 inference on the CPU when the optional
         ``onnxruntime`` and ``onnx`` packages are installed, else PyTorch; ``"torch"``;
-        ``"onnxruntime"`` (float32 on the CPU only). If the export to ONNX fails, PyTorch runs
-        the network (with a warning).
+        ``"onnxruntime"`` (float32 on the CPU only). If the network cannot be exported to ONNX (or
+        the session cannot be created), PyTorch runs this denoiser's network from then on, with
+        a warning; an error while ONNX Runtime runs propagates.
 
     Examples
     --------
-    >>> from cryoden.models.modelfile import load_model  # doctest: +SKIP
+    >>> from cryoden.models import load_model  # doctest: +SKIP
     >>> denoise = Denoiser(load_model("model.safetensors"), threads=4)  # doctest: +SKIP
     >>> clean = denoise(noisy)  # (H, W) or (N, H, W) float32  # doctest: +SKIP
     """
@@ -165,13 +172,12 @@ class Denoiser:
             )
         for name, value in (("tile", tile), ("batch", batch), ("threads", threads)):
             if value is not None and value < 1:
-                raise ParameterError(f"--{name} must be a positive integer, got {value}")
+                raise ParameterError(f"{name} must be a positive integer, got {value}")
         if overlap is not None and overlap < 0:
-            raise ParameterError(f"--overlap must be >= 0, got {overlap}")
+            raise ParameterError(f"overlap must be >= 0, got {overlap}")
         if memory_mb is not None and memory_mb <= 0:
-            raise ParameterError(f"memory budget must be positive, got {memory_mb} MiB")
-        if threads is not None:
-            torch.set_num_threads(threads)
+            raise ParameterError(f"memory_mb must be positive, got {memory_mb}")
+        self.threads = threads
         self.model = model
         self.device = torch.device(device) if device is not None else default_device()
         self.tile, self.batch, self.overlap = tile, batch, overlap
@@ -182,12 +188,12 @@ class Denoiser:
         if backend == "onnxruntime":
             if not cpu_fp32:
                 raise ParameterError(
-                    "--backend onnxruntime runs float32 on the CPU only "
+                    "backend onnxruntime runs float32 on the CPU only "
                     f"(device {self.device}, precision {precision})"
                 )
             if not onnxruntime_available():
                 raise ParameterError(
-                    "--backend onnxruntime needs the optional onnxruntime and onnx packages "
+                    "backend onnxruntime needs the optional onnxruntime and onnx packages "
                     "(pip install 'cryoden[onnx]')"
                 )
         elif backend == "auto":
@@ -298,8 +304,12 @@ class Denoiser:
         if self._onnx is not None:
             try:
                 return self._onnx(tiles)
-            except Exception as exc:  # noqa: BLE001 - any export or session failure
-                logger.warning("ONNX Runtime failed (%s); running the network in PyTorch", exc)
+            except OnnxExportError as exc:  # export or session creation only
+                logger.warning(
+                    "cannot run %s in ONNX Runtime (%s); running it in PyTorch",
+                    self.model.path,
+                    exc,
+                )
                 self._onnx, self.backend = None, "torch"
         with torch.inference_mode(), self._autocast():
             x = tiles.to(self.device, non_blocking=True)
@@ -346,17 +356,18 @@ class Denoiser:
             raise ParameterError(f"expected a 2D image, got shape {image.shape}")
         if not np.isfinite(image).all():
             raise ParameterError("the image contains NaN or infinite values")
-        plan = self.plan(image.shape)
-        return predict_tiled(
-            self._tile_function(image),
-            image,
-            tile=plan.tile,
-            overlap=plan.overlap,
-            batch=plan.batch,
-            align=self.size_multiple,
-            margin=plan.margin,
-            progress=progress,
-        )
+        with torch_threads(self.threads):
+            plan = self.plan(image.shape)
+            return predict_tiled(
+                self._tile_function(image),
+                image,
+                tile=plan.tile,
+                overlap=plan.overlap,
+                batch=plan.batch,
+                align=self.size_multiple,
+                margin=plan.margin,
+                progress=progress,
+            )
 
     def __call__(
         self, image: np.ndarray, *, progress: ProgressCallback | None = None

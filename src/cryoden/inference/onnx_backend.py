@@ -2,11 +2,13 @@
 
 The network is exported to ONNX in memory (PyTorch's TorchScript-based exporter, which needs the
 ``onnx`` package) once per tile shape and run by an ONNX Runtime session on the CPU with all graph
-optimisations. Measured on the reference machine (2 cores; ``benchmarks/bench_inference.py``):
-for the default Noise2Noise network ONNX Runtime 1.32 takes 129 ms per 1024² tile in float32
-against PyTorch's 158 ms, and a 4096² micrograph 2.8 s against 3.5 s, so it is the default for
-float32 CPU inference when installed (``pip install 'cryoden[onnx]'``). Where the CPU computes
-bfloat16 natively PyTorch in bf16 is faster still (74 ms per tile), and is used.
+optimisations. It is the default for float32 CPU inference when installed
+(``pip install 'cryoden[onnx]'``) because it runs the default networks faster than PyTorch in
+float32 there (``benchmarks/bench_inference.py`` measures both; the figures are in
+``benchmarks/results/``). Where the CPU computes bfloat16 natively, PyTorch in bf16 is used instead.
+
+An export or session-creation failure raises :class:`OnnxExportError`, on which the caller may
+run the network in PyTorch instead; a failure while a session runs is an ordinary error.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
+
+
+class OnnxExportError(RuntimeError):
+    """The network could not be exported to ONNX, or ONNX Runtime could not load the export."""
 
 
 def onnxruntime_available() -> bool:
@@ -40,8 +46,9 @@ class OnnxRuntimeNetwork:
 
     Raises
     ------
-    RuntimeError
-        From :meth:`__call__` when the network cannot be exported or the session fails.
+    OnnxExportError
+        From :meth:`session` and :meth:`__call__` when the network cannot be exported or the
+        session cannot be created. Errors while a session runs propagate as they are.
     """
 
     def __init__(self, network: nn.Module, *, threads: int | None = None) -> None:
@@ -53,28 +60,40 @@ class OnnxRuntimeNetwork:
         self._sessions: dict[tuple[int, ...], object] = {}
 
     def session(self, shape: tuple[int, ...]) -> object:
-        """The session for inputs of ``shape`` (exported and created on first use)."""
+        """The session for inputs of ``shape`` (exported and created on first use).
+
+        Raises
+        ------
+        OnnxExportError
+            If the export or the session creation fails (the cause is chained).
+        """
         if shape not in self._sessions:
-            buffer = io.BytesIO()
-            example = torch.zeros(shape, dtype=torch.float32)
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-                torch.onnx.export(
-                    self.network,
-                    (example,),
-                    buffer,
-                    input_names=["x"],
-                    output_names=["y"],
-                    dynamo=False,
-                )
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[shape] = self._ort.InferenceSession(
-                buffer.getvalue(), options, providers=["CPUExecutionProvider"]
-            )
+            try:
+                self._sessions[shape] = self._create_session(shape)
+            except Exception as exc:  # noqa: BLE001 - the exporter and ORT raise many types
+                raise OnnxExportError(f"{type(exc).__name__}: {exc}") from exc
             logger.debug("ONNX Runtime session for %s tiles", shape)
         return self._sessions[shape]
+
+    def _create_session(self, shape: tuple[int, ...]) -> object:
+        buffer = io.BytesIO()
+        example = torch.zeros(shape, dtype=torch.float32)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+            torch.onnx.export(
+                self.network,
+                (example,),
+                buffer,
+                input_names=["x"],
+                output_names=["y"],
+                dynamo=False,
+            )
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return self._ort.InferenceSession(
+            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Predict a float32 batch ``(B, C, H, W)`` (returned as a float32 CPU tensor)."""

@@ -73,15 +73,13 @@ def _deepest_path(config: NetworkConfig) -> list[tuple[str, int, int]]:
     k = config.kernel_size
     depth = int(config.depth)  # type: ignore[arg-type]
     down = [("pool", 2, 1), ("pool", 3, 2)] if config.blurpool else [("pool", 2, 2)]
-    up = [("bilinear", 0, 0)] if config.upsampling == "bilinear" else [("transposed", 0, 0)]
+    up = [("bilinear", 0, 0)]
     convs = 2 if config.arch == "unet" else 1
     path: list[tuple[str, int, int]] = []
     for _ in range(depth):
         path += [("conv", k, 1)] * convs + down
     if config.arch == "unet":
         path += [("conv", k, 1)] * convs  # bottleneck
-    else:
-        up = [("bilinear", 0, 0)]
     for _ in range(depth):
         path += up + [("conv", k, 1)] * convs
     return path
@@ -93,8 +91,8 @@ def receptive_field(config: NetworkConfig) -> int:
     Walking the longest path back from one output pixel, a window of ``r`` pixels becomes
     ``r + k - 1`` through a ``k×k`` convolution, ``(r - 1) s + k`` through a pool of size ``k``
     and stride ``s`` (max-blur-pool is a 2×2 max of stride 1 then a 3×3 blur of stride 2),
-    ``r // 2 + 2`` through bilinear 2× upsampling and ``r // 2 + 1`` through a 2×2 stride-2
-    transposed convolution (worst case over the output's position). 1×1 convolutions add
+    and ``r // 2 + 2`` through bilinear 2× upsampling (worst case over the output's position).
+    1×1 convolutions add
     nothing; with ``space_to_depth`` the field in half-size pixels is doubled; padding at the
     image border is ignored. This bounds the field measured from the
     gradient of an output pixel.
@@ -105,10 +103,8 @@ def receptive_field(config: NetworkConfig) -> int:
             field += kernel - 1
         elif kind == "pool":
             field = (field - 1) * stride + kernel
-        elif kind == "bilinear":
+        else:  # bilinear 2× upsampling
             field = field // 2 + 2
-        else:
-            field = field // 2 + 1
     # space-to-depth: one half-size pixel is a 2×2 block of input pixels
     return field * config.space_to_depth
 

@@ -61,27 +61,17 @@ def downsample(channels: int, blurpool: bool) -> nn.Module:
 
 
 class Upsample(nn.Module):
-    """2× upsampling: bilinear then a 1×1 convolution, or a 2×2 stride-2 transposed convolution."""
+    """2× upsampling: a 1×1 convolution (``in_channels`` to ``out_channels``), then bilinear."""
 
-    def __init__(self, in_channels: int, out_channels: int, mode: str) -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.mode = mode
-        if mode == "bilinear":
-            self.proj: nn.Module = nn.Conv2d(in_channels, out_channels, 1)
-        elif mode == "transposed":
-            self.proj = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
-        else:
-            raise ValueError(f"unknown upsampling {mode!r}")
+        self.proj = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "bilinear":
-            # The 1×1 convolution mixes channels pixel by pixel and bilinear weights sum to 1,
-            # so both orders give the same result; projecting first moves half the channels
-            # through the interpolation and costs a quarter of the 1×1 FLOPs.
-            return F.interpolate(
-                self.proj(x), scale_factor=2.0, mode="bilinear", align_corners=False
-            )
-        return self.proj(x)
+        # The 1×1 convolution mixes channels pixel by pixel and bilinear weights sum to 1, so
+        # both orders give the same result; projecting first moves half the channels through
+        # the interpolation and costs a quarter of the 1×1 FLOPs.
+        return F.interpolate(self.proj(x), scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -107,19 +97,18 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
 def scale_output(network: nn.Module, scale: float, offset: float) -> None:
     """Fold ``y -> scale * y + offset`` into the network's last layer, in place.
 
-    The network must end in a convolution ``network.head`` and add no residual after it (as
-    cryoden's U-Net and encoder-decoders do unless ``residual``). With space-to-depth the head's
+    The network's output must be its convolution ``network.head``'s (cropped or
+    pixel-shuffled, as in cryoden's U-Net and encoder-decoders). With space-to-depth the head's
     channels are the 2×2 sub-pixels, each mapped alike.
 
     Raises
     ------
     ValueError
-        If the network has no convolutional ``head`` or is residual.
+        If the network has no convolutional ``head``.
     """
     head = getattr(network, "head", None)
-    config = getattr(network, "config", None)
-    if not isinstance(head, nn.Conv2d) or getattr(config, "residual", False):
-        raise ValueError("scale_output needs a network ending in a Conv2d head, without residual")
+    if not isinstance(head, nn.Conv2d):
+        raise ValueError("scale_output needs a network ending in a Conv2d head")
     with torch.no_grad():
         head.weight.mul_(scale)
         if head.bias is None:

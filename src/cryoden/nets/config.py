@@ -2,6 +2,11 @@
 
 A :class:`NetworkConfig` is all a model file needs to rebuild its network (with
 :func:`cryoden.nets.registry.build_network`); it is stored as JSON, so it holds primitives only.
+
+Model files may carry the fields ``activation``, ``upsampling`` and ``residual``, which are not
+options: :meth:`NetworkConfig.from_dict` accepts them at the one value every network has (see
+:data:`LEGACY_FIELDS`) and refuses any other, since it would describe a network this cryoden
+cannot build.
 """
 
 from __future__ import annotations
@@ -14,20 +19,20 @@ from cryoden.errors import ParameterError
 
 #: Architectures known to :func:`cryoden.nets.registry.build_network`.
 ARCHITECTURES: tuple[str, ...] = ("unet", "seed5", "seed4")
-ACTIVATIONS: tuple[str, ...] = ("leaky_relu", "relu")
-UPSAMPLINGS: tuple[str, ...] = ("bilinear", "transposed")
 
 #: Depth of each architecture when ``depth`` is not given (the seed nets' depth is fixed).
 DEFAULT_DEPTH: dict[str, int] = {"unet": 4, "seed5": 5, "seed4": 4}
-#: Width of each architecture when ``base_channels`` is not given. For the plain U-Net, chosen on
-#: measured quality per FLOP (``benchmarks/bench_quality.py``, 3 minutes of CPU training, held-out
-#: structure, seed 0): base 8 / depth 4 (22 kFLOP/px) scored 28.77 dB, base 16 / depth 3
-#: (70 kFLOP/px) 28.75 dB and base 16 / depth 4 (92 kFLOP/px) 28.70 dB. The training schemes pick
-#: their own default on top of this (:mod:`cryoden.training.defaults`: Noise2Noise trains the
-#: space-to-depth U-Net of base 16).
+#: Width of each architecture when ``base_channels`` is not given. For the plain U-Net, the width
+#: with the best measured quality per FLOP (``benchmarks/bench_quality.py``; the figures are in
+#: ``benchmarks/results/``). The training schemes pick their own default on top of this
+#: (:mod:`cryoden.training.defaults`).
 DEFAULT_BASE_CHANNELS: dict[str, int] = {"unet": 8, "seed5": 32, "seed4": 32}
-#: Activation of each architecture when ``activation`` is not given.
-DEFAULT_ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "relu"}
+#: Activation of each architecture: leaky ReLU (negative slope 0.01) in the U-Net, ReLU in the
+#: study's encoder-decoders.
+ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "relu"}
+#: Fields a model file may hold that are not options, with the value every network has
+#: (``activation``, also accepted, must be the architecture's own, :data:`ACTIVATION`).
+LEGACY_FIELDS: dict[str, object] = {"upsampling": "bilinear", "residual": False}
 MAX_UNET_DEPTH = 6
 
 
@@ -42,6 +47,22 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> N
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ParameterError(f"network {name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _drop_legacy_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the legacy fields (:data:`LEGACY_FIELDS`, ``activation``), which must
+    hold the value every network has; another value raises ParameterError naming the field."""
+    arch = data.get("arch", "unet")
+    expected: dict[str, object] = {**LEGACY_FIELDS, "activation": ACTIVATION.get(arch)}
+    for name, value in expected.items():
+        if value is None:  # an unknown arch: the constructor names it
+            continue
+        if name in data and data[name] is not None and data[name] != value:
+            raise ParameterError(
+                f"network {name}={data[name]!r} is not supported (this cryoden builds "
+                f"{arch} networks with {name}={value!r} only)"
+            )
+    return {k: v for k, v in data.items() if k not in expected}
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -68,20 +89,11 @@ class NetworkConfig:
         ``seed5`` 5, ``seed4`` 4); the seed architectures accept only their own depth.
     kernel_size
         Odd convolution kernel size (3 by default; the study varies it).
-    activation
-        ``"leaky_relu"`` or ``"relu"``; ``None`` takes the architecture's default
-        (``unet`` leaky_relu, seed nets relu).
-    upsampling
-        ``"bilinear"`` (followed by a 1×1 convolution in the U-Net) or ``"transposed"``
-        (a 2×2 stride-2 transposed convolution; ``unet`` only).
     blurpool
         Downsample with max-blur-pool (max pool of stride 1, then a [1 2 1]² blur of stride 2),
         as in N2V2, instead of a stride-2 max pool.
     top_skip
         Keep the U-Net's top-level skip connection; N2V2 drops it (``False``). Only ``unet``.
-    residual
-        Add the input to the output (the network predicts a correction). Needs
-        ``in_channels == out_channels``.
     space_to_depth
         ``1`` (off) or ``2``: the U-Net works at half size on the four 2×2 polyphase components
         as channels (``pixel_unshuffle``) and returns to full size with ``pixel_shuffle``. For
@@ -102,11 +114,8 @@ class NetworkConfig:
     base_channels: int | None = None
     depth: int | None = None
     kernel_size: int = 3
-    activation: str | None = None
-    upsampling: str = "bilinear"
     blurpool: bool = False
     top_skip: bool = True
-    residual: bool = False
     space_to_depth: int = 1
 
     def __post_init__(self) -> None:
@@ -115,8 +124,6 @@ class NetworkConfig:
             object.__setattr__(self, "depth", DEFAULT_DEPTH[self.arch])
         if self.base_channels is None:
             object.__setattr__(self, "base_channels", DEFAULT_BASE_CHANNELS[self.arch])
-        if self.activation is None:
-            object.__setattr__(self, "activation", DEFAULT_ACTIVATION[self.arch])
         _check_int("in_channels", self.in_channels, 1)
         _check_int("out_channels", self.out_channels, 1)
         _check_int("base_channels", self.base_channels, 1, 1024)
@@ -129,13 +136,8 @@ class NetworkConfig:
         _check_int("kernel_size", self.kernel_size, 1, 15)
         if self.kernel_size % 2 == 0:
             raise ParameterError(f"network kernel_size must be odd, got {self.kernel_size}")
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("upsampling", self.upsampling, UPSAMPLINGS)
         _check_bool("blurpool", self.blurpool)
         _check_bool("top_skip", self.top_skip)
-        _check_bool("residual", self.residual)
-        if self.upsampling != "bilinear" and self.arch != "unet":
-            raise ParameterError(f"network upsampling of {self.arch} is bilinear (the study's)")
         if not self.top_skip and self.arch != "unet":
             raise ParameterError(
                 f"network top_skip=False needs arch unet; {self.arch} has no skips"
@@ -146,11 +148,11 @@ class NetworkConfig:
             )
         if self.space_to_depth != 1 and self.arch != "unet":
             raise ParameterError(f"network space_to_depth needs arch unet, got {self.arch}")
-        if self.residual and self.in_channels != self.out_channels:
-            raise ParameterError(
-                "network residual=True needs in_channels == out_channels, got "
-                f"{self.in_channels} and {self.out_channels}"
-            )
+
+    @property
+    def activation(self) -> str:
+        """The architecture's activation, ``"leaky_relu"`` or ``"relu"`` (:data:`ACTIVATION`)."""
+        return ACTIVATION[self.arch]
 
     @property
     def size_multiple(self) -> int:
@@ -164,14 +166,20 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        """Build and validate a configuration; unknown or invalid fields raise ParameterError."""
+        """Build and validate a configuration; unknown or invalid fields raise ParameterError.
+
+        Legacy fields (:data:`LEGACY_FIELDS`, ``activation``) are accepted at the value every
+        network has and dropped; another value raises ParameterError.
+        """
         if not isinstance(data, dict):
             raise ParameterError(f"network config must be a JSON object, got {type(data).__name__}")
+        data = _drop_legacy_fields(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ParameterError(
-                f"unknown network config field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown network config field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
         return cls(**data)
 

@@ -77,9 +77,5 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch ``(B, C, H, W)``."""
-        inp = x
         x, h, w = pad_to_multiple(x, self.config.size_multiple)
-        out = self.head(self.decoder(self.encoder(x)))[..., :h, :w]
-        if self.config.residual:
-            out = out + inp
-        return out
+        return self.head(self.decoder(self.encoder(x)))[..., :h, :w]

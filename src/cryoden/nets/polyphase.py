@@ -71,10 +71,11 @@ def cell_mean_polyphase(quarters: torch.Tensor) -> torch.Tensor:
 
     ``(4 B, 1, h, w)`` -> ``(4 B, 1, h, w)``: entry ``4 b + k`` is the mean of sub-images
     ``4 b + j``, ``j != k``, i.e. at each 2×2 cell the mean of the three pixels other than the
-    one at position ``k`` (the first cell of ``x`` below holds 0, 1, 4 and 5). Its noise is independent of position ``k``'s, with a third of the
-    variance of one pixel's (white noise). Neighbor2Neighbor models trained with the cell-mean
-    input (:class:`cryoden.training.neighbor2neighbor.Neighbor2Neighbor`) predict position
-    ``k``'s sub-image from it.
+    one at position ``k`` (the first cell of ``x`` below holds 0, 1, 4 and 5). Its noise is
+    independent of position ``k``'s, with a third of the variance of one pixel's (white noise).
+    Neighbor2Neighbor models trained with the cell-mean input
+    (:class:`cryoden.training.neighbor2neighbor.Neighbor2Neighbor`) predict position ``k``'s
+    sub-image from it.
 
     Examples
     --------
@@ -152,7 +153,9 @@ def polyphase_inputs(quarters: torch.Tensor, input_image: str) -> torch.Tensor:
     cell means (``"cell-mean"``, :func:`cell_mean_polyphase`). Used by the training scheme's
     regulariser and by the Denoiser's polyphase inference."""
     if input_image not in INPUT_IMAGES:
-        raise ParameterError(f"input_image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}")
+        raise ParameterError(
+            f"input_image must be one of {', '.join(INPUT_IMAGES)}, got {input_image!r}"
+        )
     if input_image == "neighbour":
         return quarters
     return cell_mean_polyphase(quarters)

@@ -50,7 +50,7 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for level in reversed(range(depth)):
-            self.ups.append(Upsample(widths[level + 1], widths[level], config.upsampling))
+            self.ups.append(Upsample(widths[level + 1], widths[level]))
             skip = level > 0 or config.top_skip
             dec_in = widths[level] * (2 if skip else 1)
             self.decoders.append(ConvBlock(dec_in, widths[level], k, act))
@@ -58,7 +58,6 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch ``(B, C, H, W)``."""
-        inp = x
         x, h, w = pad_to_multiple(x, self.config.size_multiple)
         s2d = self.config.space_to_depth
         if s2d > 1:
@@ -79,7 +78,4 @@ class UNet(nn.Module):
         out = self.head(x)
         if s2d > 1:
             out = F.pixel_shuffle(out, s2d)
-        out = out[..., :h, :w]
-        if self.config.residual:
-            out = out + inp
-        return out
+        return out[..., :h, :w]

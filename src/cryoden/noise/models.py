@@ -134,7 +134,7 @@ def add_noise(
     """
     if model == "gaussian":
         if snr is None:
-            raise ParameterError("the gaussian noise model needs --snr")
+            raise ParameterError("the gaussian noise model needs snr")
         return add_gaussian_noise(clean, snr, rng=rng)
     if model == "poisson" and dose_e_per_a2 is None and snr is not None:
         return add_poisson_noise_at_snr(clean, snr, rng=rng)
