@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run cryoden's test suite (sets up ./.venv first). Extra arguments go to pytest.
+# Run cryoden's test suite: tests/ and the doctests of src/cryoden (pyproject.toml's testpaths),
+# after setting up ./.venv. Extra arguments go to pytest (then they choose what runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
