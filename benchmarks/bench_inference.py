@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import run_provenance  # benchmarks/ is on sys.path when run as a script
 
 from cryoden.inference.denoise import Denoiser
 from cryoden.io import write_mrc
@@ -288,6 +289,7 @@ def main() -> None:
             args.json.write_text(
                 json.dumps(
                     {
+                        "provenance": run_provenance(),
                         "micro_gflops": micro,
                         "onnxruntime_comparison": ort_result,
                         "threads": args.threads,

@@ -1,4 +1,4 @@
-"""Held-out denoising quality against oracle filters (the Noise2Noise and single-image issues).
+"""Held-out denoising quality of the learned methods against oracle filters.
 
 Training images are simulated from one structure (the embedded GroEL-like phantom by default);
 test images from another that the models never see (the real 1AON GroEL–GroES model from
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import run_provenance  # benchmarks/ is on sys.path when run as a script
 
 from cryoden.filters import gaussian_filter, lowpass
 from cryoden.inference.denoise import Denoiser
@@ -220,7 +221,7 @@ def main() -> None:
                   f"{len(result.history)} epochs in {seconds:.0f} s {extra_scores}",
                   flush=True)  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"provenance": run_provenance(), **results}, indent=2))
 
 
 if __name__ == "__main__":
