@@ -22,9 +22,9 @@ def _run(capsys, monkeypatch, *args):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--size", "8"], "--size must be an integer >= 16 pixels, got 8"),
-        (["--seed", "-1"], "--seed must be an integer >= 0"),
-        (["--noise-model", "speckle"], "unknown --noise-model 'speckle'"),
+        (["--size", "8"], "--size must be in [16, 16384], got 8"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--noise-model", "speckle"], "--noise-model must be one of gaussian, poisson, got 'speckle'"),
         (["--dose", "20"], "--dose needs --noise-model 'poisson'"),
         (["--ctf-defocus", "1e4", "--cs", "-1"], "--cs must be >= 0"),
     ],

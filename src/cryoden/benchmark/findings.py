@@ -7,7 +7,7 @@ low-pass leaves, and learned methods against filters tuned on a clean image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,6 +86,23 @@ def _or_minus_inf(value: float | None) -> float:
     return -np.inf if value is None else value
 
 
+def _known(values: Iterable[float | None]) -> list[float]:
+    """The values that are not ``None``, in order."""
+    return [v for v in values if v is not None]
+
+
+def _paired(
+    a: dict[float, float | None], b: dict[float, float | None], snrs: Sequence[float]
+) -> list[tuple[float, float, float]]:
+    """``(snr, a's value, b's value)`` at each of ``snrs`` where both values are known."""
+    out = []
+    for s in snrs:
+        x, y = a.get(s), b.get(s)
+        if x is not None and y is not None:
+            out.append((s, x, y))
+    return out
+
+
 def _present(results: dict[str, Any], methods: Sequence[str]) -> list[str]:
     return [m for m in methods if m in results["methods"]]
 
@@ -117,8 +134,8 @@ def n2n_trend(results: dict[str, Any]) -> list[str]:
     psnr = table(results, "psnr")
     out = []
     for method in _present(results, N2N_METHODS):
-        values = [psnr[method].get(s) for s in snrs]
-        if any(v is None for v in values) or len(values) < 2:
+        values = _known(psnr[method].get(s) for s in snrs)
+        if len(values) < len(snrs) or len(values) < 2:
             continue
         rises = sum(b > a for a, b in zip(values[:-1], values[1:]))
         shape = (
@@ -140,8 +157,9 @@ def versus(
     snrs = [float(s) for s in results["snr_levels"]]
     values = table(results, metric)
     a, b = values.get(method, {}), values.get(other, {})
-    shared = [s for s in snrs if a.get(s) is not None and b.get(s) is not None]
-    diffs = [a[s] - b[s] for s in shared]  # type: ignore[operator]
+    pairs = _paired(a, b, snrs)
+    shared = [s for s, _, _ in pairs]
+    diffs = [x - y for _, x, y in pairs]
     return {
         "snrs": shared,
         "wins": [s for s, d in zip(shared, diffs) if d > 0],
@@ -207,11 +225,7 @@ def cc_vs_noisy(results: dict[str, Any]) -> list[str]:
     noisy = noisy_table(results, "cc")
     out = []
     for method in _present(results, LEARNED):
-        better = [
-            s for s in snrs
-            if cc[method].get(s) is not None and noisy.get(s) is not None
-            and cc[method][s] > noisy[s]  # type: ignore[operator]
-        ]  # fmt: skip
+        better = [s for s, denoised, raw in _paired(cc[method], noisy, snrs) if denoised > raw]
         worse = [s for s in snrs if s not in better]
         if not worse:
             text = f"at all {len(snrs)} SNRs"
@@ -290,10 +304,10 @@ def learned_vs_filters(results: dict[str, Any]) -> list[str]:
     if learned and tuned:
         margins, wins = [], []
         for s in snrs:
-            lv = [psnr[m][s] for m in learned if psnr[m].get(s) is not None]
-            fv = [psnr[m][s] for m in tuned if psnr[m].get(s) is not None]
+            lv = _known(psnr[m].get(s) for m in learned)
+            fv = _known(psnr[m].get(s) for m in tuned)
             if lv and fv:
-                margins.append(max(lv) - max(fv))  # type: ignore[type-var]
+                margins.append(max(lv) - max(fv))
                 if margins[-1] > 0:
                     wins.append(s)
         if margins:
@@ -330,7 +344,7 @@ def learned_vs_filters(results: dict[str, Any]) -> list[str]:
 def single_image_methods(results: dict[str, Any]) -> list[str]:
     """Sentences: the single-image methods (N2V, Ne2Ne) against Noise2Noise."""
     reference = next((m for m in REFERENCE_N2N if m in results["methods"]), None)
-    out = []
+    out: list[str] = []
     if reference is None:
         return out
     for method in _present(results, SINGLE_IMAGE):

@@ -189,7 +189,7 @@ def run_bm3d(
         If the ``bm3d`` package is not installed.
     """
     try:
-        import bm3d  # type: ignore[import-not-found]
+        import bm3d
     except ImportError:
         raise ParameterError(
             "bm3d needs the optional bm3d package (pip install 'cryoden[bm3d]')"

@@ -125,7 +125,7 @@ def metric_rows(
     ]
     best: list[float | None] = []
     for k in range(len(snrs)):
-        column = [r[1][k] for r in rows if r[1][k] is not None and np.isfinite(r[1][k])]
+        column = [v for v in (r[1][k] for r in rows) if v is not None and np.isfinite(v)]
         if not column or higher_better is None:
             best.append(None)
         else:

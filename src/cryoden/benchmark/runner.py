@@ -34,7 +34,7 @@ from cryoden.benchmark.registry import get_method
 from cryoden.benchmark.scoring import score_stack
 from cryoden.benchmark.store import CellStore, write_json, write_npz
 from cryoden.benchmark.study import StudyConfig
-from cryoden.io.atomic import atomic_output
+from cryoden.io.atomic import atomic_output, make_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def run_study(
     # Simulate first: a bad structure file fails before anything is written.
     images = simulate_study_images(config)
     clean = images.clean
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     store = CellStore(out / CELLS_DIR, config.fingerprint(structure_digest(config.structure)))
     work = out / WORK_DIR
     work.mkdir(exist_ok=True)

@@ -51,9 +51,12 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write a compressed ``.npz`` atomically (through a file handle: no suffix games)."""
+    """Write a compressed ``.npz`` atomically (through a file handle: no suffix games).
+
+    Numeric and string arrays only: object arrays are refused (``allow_pickle=False``), so
+    nothing written here needs unpickling to read."""
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, allow_pickle=False, **arrays)
 
 
 class CellStore:

@@ -33,7 +33,13 @@ import typer
 
 from cryoden.benchmark.registry import METHOD_NAMES, parse_methods
 from cryoden.benchmark.study import PRESETS, preset
-from cryoden.cli.common import progress_bar, write_provenance
+from cryoden.cli.common import (
+    check_output_folder,
+    echo,
+    number,
+    progress_bar,
+    write_provenance,
+)
 from cryoden.errors import InputFileError, ParameterError
 
 
@@ -76,7 +82,12 @@ def command(
         metavar="FILE",
         help="Atomic model (PDB/mmCIF, .gz allowed); default: the embedded GroEL phantom.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of orientations, noise and training."),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        help="Seed of orientations, noise and training.",
+        callback=number("--seed", minimum=0),
+    ),
     methods: str = typer.Option(
         None,
         "--methods",
@@ -87,6 +98,7 @@ def command(
         None,
         "--train-seconds",
         help="Training time per learned (method, SNR) cell, seconds (default: the preset's).",
+        callback=number("--train-seconds", above=0),
     ),
     warm_start: bool = typer.Option(
         True,
@@ -130,8 +142,7 @@ def command(
     if train_seconds is not None:
         changes["train_seconds"] = float(train_seconds)
     config = preset(name, **changes)
-    if out.exists() and not out.is_dir():
-        raise InputFileError(out, "exists and is not a folder")
+    check_output_folder(out)  # created by the study once the structure has been read
     minutes = config.estimated_seconds() / 60.0
     typer.echo(
         f"seed study ({name}): {len(config.methods)} methods x {len(config.snr_levels)} SNRs, "
@@ -160,7 +171,7 @@ def command(
             "cells_reused": run.reused,
         },
     )
-    typer.echo(
+    echo(
         f"{out}: {run.computed} cells computed, {run.reused} reused, {run.seconds:.0f} s; "
         f"report at {run.report_paths.get('html', out / 'report.html')}"
     )

@@ -1,15 +1,19 @@
-"""Shared CLI plumbing: logging handlers, progress bars, provenance files and error reporting.
+"""Shared CLI plumbing: logging handlers, progress bars, provenance files, option checks and
+error reporting.
 
 Only the CLI layer configures logging handlers and draws progress bars; libraries report
 progress through a ``progress(done, total)`` callback. Library errors name parameters
-(``tile``); :func:`flag_names` rewords them with the command's flags (``--tile``).
+(``tile``); :func:`flag_names` rewords them with the command's flags (``--tile``). Numeric
+options are checked as they are parsed (:func:`number`, :func:`device_option`), before any work.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -31,8 +35,8 @@ from rich.progress import (
 )
 
 from cryoden import __version__
-from cryoden.errors import CryodenError, InputFileError, ParameterError
-from cryoden.io.atomic import atomic_output
+from cryoden.errors import CryodenError, InputFileError, OutputFileError, ParameterError
+from cryoden.io.atomic import atomic_output, make_output_folder
 
 #: Diagnostics go to stderr so stdout stays machine-readable (``evaluate --json``).
 err_console = Console(stderr=True)
@@ -140,11 +144,69 @@ def flag_names(flags: dict[str, str]) -> Iterator[None]:
         raise ParameterError(pattern.sub(lambda m: flags[m.group(1)], str(exc))) from exc
 
 
+def _earlier_runs(path: Path) -> list[Any]:
+    """The records of earlier runs kept in the provenance file ``path`` (oldest first)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputFileError(path, f"cannot read the earlier provenance record ({exc})") from None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return [{"unreadable_record": text}]  # kept as it was, never dropped
+    if not isinstance(record, dict):
+        return [record]
+    earlier = record.pop("earlier_runs", [])
+    return [*(earlier if isinstance(earlier, list) else [earlier]), record]
+
+
 def write_provenance(out_dir: Path, command: str, parameters: dict[str, Any]) -> Path:
-    """Write ``cryoden_provenance.json`` into ``out_dir``."""
+    """Write ``cryoden_provenance.json`` into ``out_dir``, atomically.
+
+    The file holds this run's record at its top level and, under ``"earlier_runs"`` (oldest
+    first), the records of earlier runs into the same folder, so that a second run into a
+    folder does not lose the first run's provenance.
+    """
     path = Path(out_dir) / PROVENANCE_NAME
-    write_json_atomic(path, provenance(command, parameters))
+    record = provenance(command, parameters)
+    earlier = _earlier_runs(path)
+    if earlier:
+        record["earlier_runs"] = earlier
+    write_json_atomic(path, record)
     return path
+
+
+def output_folder(folder: Path) -> Path:
+    """Create the output folder ``folder`` (and its parents); one-line
+    :class:`~cryoden.errors.OutputFileError` when it is a file, lies under one or cannot be
+    made."""
+    return make_output_folder(folder)
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse, without creating anything, an output folder that is a file or lies under one
+    (the one-line :class:`~cryoden.errors.OutputFileError` of :func:`output_folder`), so that
+    a command can say so before it starts any work."""
+    path = Path(folder)
+    for candidate in (path, *path.parents):
+        try:
+            is_dir = candidate.is_dir()
+            exists = is_dir or candidate.exists()
+        except OSError:
+            continue
+        if not exists:
+            continue
+        if not is_dir:
+            where = "is a file" if candidate == path else f"lies under the file {str(candidate)!r}"
+            raise OutputFileError(path, f"output folder {where}")
+        return
+
+
+def _real(path: Path) -> str:
+    """The canonical path of ``path``; never raises (a symlink loop stays as it is)."""
+    return os.path.realpath(path)
 
 
 def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = ".mrc") -> list[Path]:
@@ -152,7 +214,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = ".mrc") ->
     output that would land on an input."""
     outs: list[Path] = []
     seen: dict[str, Path] = {}
-    resolved_inputs = {Path(p).resolve() for p in inputs}
+    resolved_inputs = {_real(Path(p)) for p in inputs}
     for path in inputs:
         stem = Path(path).name
         for ext in (".mrcs", ".mrc", ".map", ".tiff", ".tif"):
@@ -166,7 +228,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = ".mrc") ->
         seen[stem] = Path(path)
         ext = ".mrcs" if Path(path).suffix.lower() == ".mrcs" and suffix == ".mrc" else suffix
         out = Path(out_dir) / f"{stem}{ext}"
-        if out.resolve() in resolved_inputs:
+        if _real(out) in resolved_inputs:
             raise InputFileError(out, "is an input file; cryoden never overwrites its inputs")
         outs.append(out)
     return outs
@@ -190,3 +252,171 @@ def run_guarded(func: Callable[[], Any]) -> Any:
         fail("interrupted", code=130)
     except MemoryError:
         fail("out of memory; try a smaller --tile or fewer images at once")
+
+
+class StdoutError(CryodenError):
+    """Standard output could not be written (a closed pipe, a full disk)."""
+
+    def __init__(self, exc: OSError) -> None:
+        self.errno = exc.errno
+        problem = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(f"standard output: cannot write: {problem}")
+
+
+def echo(text: str = "") -> None:
+    """Print ``text`` on stdout; a failed write (closed pipe, full disk) becomes
+    :class:`StdoutError`, which :func:`cryoden.cli.main.main` reports in one line."""
+    try:
+        sys.stdout.write(f"{text}\n")
+        sys.stdout.flush()
+    except OSError as exc:
+        raise StdoutError(exc) from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush of a broken
+    stdout cannot print a traceback on the way out."""
+    with _suppress_os_error():
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
+@contextmanager
+def _suppress_os_error() -> Iterator[None]:
+    try:
+        yield
+    except (OSError, ValueError):
+        pass
+
+
+def is_broken_pipe(exc: StdoutError) -> bool:
+    """Whether the reader of stdout went away (``| head``): Unix tools then exit quietly."""
+    return exc.errno == errno.EPIPE
+
+
+# ------------------------------------------------------------------------- option checks
+
+#: Upper bound of a side in pixels (tile, patch, image size, window): beyond it an image of
+#: float32 pixels alone would need tens of GiB, so such a value is a typo.
+MAX_SIDE_PX = 65536
+#: Upper bound of counts (batch, threads, images, epochs, steps).
+MAX_COUNT = 10**7
+
+
+def number(
+    flag: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    odd: bool = False,
+) -> Callable[[Any], Any]:
+    """A typer option callback that refuses a value of ``flag`` that is NaN, infinite, below
+    ``minimum``, not above ``above``, over ``maximum`` or (``odd``) even, with a one-line
+    :class:`~cryoden.errors.ParameterError` before the command does any work. ``None`` (the
+    option not given) passes."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        check_number(flag, value, minimum=minimum, above=above, maximum=maximum, odd=odd)
+        return value
+
+    return check
+
+
+def check_number(
+    flag: str,
+    value: float,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    odd: bool = False,
+) -> None:
+    """The check of :func:`number`, for a value already parsed."""
+    low = minimum if above is None else above
+    if low is not None and maximum is not None:
+        allowed = f"in {'(' if above is not None else '['}{low:g}, {maximum:g}]"
+    elif low is not None:
+        allowed = f"{'>' if above is not None else '>='} {low:g}"
+    elif maximum is not None:
+        allowed = f"<= {maximum:g}"
+    else:
+        allowed = ""
+    if odd:
+        wanted = "an odd number" + (f" {allowed}" if allowed else "")
+    else:
+        wanted = allowed or "a finite number"
+    if (
+        not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+        or (above is not None and not value > above)
+        or (maximum is not None and value > maximum)
+        or (odd and int(value) % 2 == 0)
+    ):
+        raise ParameterError(f"{flag} must be {wanted}, got {value!r}")
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine has: ``cpu``, and ``cuda``/``mps`` when present."""
+    import torch
+
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def check_device(flag: str, value: str) -> str:
+    """``value`` if it names a device this machine has; a one-line
+    :class:`~cryoden.errors.ParameterError` listing the available ones otherwise."""
+    import torch
+
+    available = available_devices()
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise ParameterError(
+            f"{flag}: unknown device {value!r}; available here: {', '.join(available)}"
+        ) from None
+    name = device.type if device.index is None else f"{device.type}:{device.index}"
+    if name not in available or (device.type == "cpu" and device.index not in (None, 0)):
+        raise ParameterError(
+            f"{flag}: device {value!r} is not available on this machine; "
+            f"available here: {', '.join(available)}"
+        )
+    return value
+
+
+def device_option(flag: str = "--device") -> Callable[[Any], Any]:
+    """A typer option callback for a device option (:func:`check_device`)."""
+
+    def check(value: str | None) -> str | None:
+        return None if value is None else check_device(flag, value)
+
+    return check
+
+
+def choice(flag: str, choices: Sequence[str]) -> Callable[[Any], Any]:
+    """A typer option callback that refuses a value of ``flag`` outside ``choices``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise ParameterError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def print_table(table: Any) -> None:
+    """Print a rich table on stdout; a failed write becomes :class:`StdoutError`."""
+    try:
+        Console(file=sys.stdout).print(table)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise StdoutError(exc) from None

@@ -12,19 +12,27 @@ whole study (learned methods included) run ``cryoden bench seed --quick``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cryoden.cli.common import write_json_atomic, write_provenance
+from cryoden.cli.common import (
+    echo,
+    number,
+    output_folder,
+    print_table,
+    write_json_atomic,
+    write_provenance,
+)
 from cryoden.filters import apply_filter
 from cryoden.io import export_preview, write_mrc
 from cryoden.metrics import cross_correlation, frc, psnr, resolution_crossing
+from cryoden.simulation.config import MIN_SIZE
 from cryoden.simulation.datasets import simulate_images
 
-FILTER_SETTINGS = {
+FILTER_SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "lowpass-0.05": ("lowpass", {"cutoff_nyquist": 0.05}),
     "lowpass-0.2": ("lowpass", {"cutoff_nyquist": 0.2}),
     "gaussian-2": ("gaussian", {"sigma_px": 2.0}),
@@ -35,11 +43,18 @@ FILTER_SETTINGS = {
 
 def command(
     out: Path = typer.Option(Path("demo"), "--out", metavar="DIR", help="Output folder."),
-    size: int = typer.Option(128, "--size", help="Image side in pixels."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    size: int = typer.Option(
+        128,
+        "--size",
+        help="Image side in pixels.",
+        callback=number("--size", minimum=MIN_SIZE, maximum=4096),
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed.", callback=number("--seed", minimum=0)
+    ),
 ) -> None:
     """Add noise to a phantom projection, filter it and score every filter."""
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     snrs = (0.05, 0.1, 0.5)
     sample = next(
         iter(
@@ -51,7 +66,7 @@ def command(
     clean = sample.clean
     write_mrc(out / "clean.mrc", clean, voxel_size_angstrom=2.0)
     export_preview(out / "clean.png", clean)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for snr in snrs:
         noisy = sample.pairs[snr][0]
         export_preview(out / f"noisy_snr{snr}.png", noisy)
@@ -71,7 +86,7 @@ def command(
     for r in rows:
         table.add_row(f"{r['snr']}", r["method"], f"{r['cc']:.3f}", f"{r['psnr']:.2f}",
                       f"{r['frc_0.143']:.3f}")  # fmt: skip
-    Console().print(table)
+    print_table(table)
     write_json_atomic(
         out / "scores.json",
         [
@@ -80,4 +95,4 @@ def command(
         ],
     )
     write_provenance(out, "demo", {"size": size, "seed": seed})
-    typer.echo(f"previews and scores in {out}")
+    echo(f"previews and scores in {out}")

@@ -8,6 +8,8 @@ Example::
 
 Cutoffs are in Nyquist units (1 = Nyquist = 0.5 cycles/pixel). Each output is
 ``OUTDIR/<input basename>.mrc`` with the input's voxel size; inputs are never overwritten.
+Every input is read and checked (header, finite data) and the filter's parameters are checked
+against every image's size before any output is written.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from typing import Any
 import numpy as np
 import typer
 
-from cryoden.cli.common import flag_names, output_paths, progress_bar, write_provenance
+from cryoden.cli.common import (
+    MAX_SIDE_PX,
+    echo,
+    flag_names,
+    number,
+    output_folder,
+    output_paths,
+    progress_bar,
+    write_provenance,
+)
 from cryoden.errors import ParameterError
-from cryoden.filters import FILTERS, apply_filter
+from cryoden.filters import FILTERS, apply_filter, check_filter_parameters
 from cryoden.io import probe_mrc, read_mrc, write_mrc
 from cryoden.io.stacks import as_images, from_images
 
@@ -40,6 +51,12 @@ def filter_defaults(name: str) -> dict[str, Any]:
     """The keyword arguments of filter ``name`` that have a default, with their defaults."""
     parameters = inspect.signature(FILTERS[name]).parameters.values()
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+#: The window filters' default sizes, for --help.
+_SIZE_DEFAULTS = ", ".join(
+    f"{name} {filter_defaults(name)['size']}" for name in ("mean", "median", "wiener")
+)
 
 
 def get_filter_name(name: str) -> str:
@@ -89,20 +106,29 @@ def command(
     inputs: list[Path] = typer.Argument(..., metavar="IN...", help="MRC images or stacks."),
     out_dir: Path = typer.Option(..., "--output", "-o", metavar="OUTDIR", help="Output folder."),
     cutoff: float = typer.Option(
-        None, "--cutoff", help="Low-/high-pass cutoff, or band-pass upper edge, in Nyquist units."
+        None,
+        "--cutoff",
+        help="Low-/high-pass cutoff, or band-pass upper edge, in Nyquist units, in (0, 1].",
+        callback=number("--cutoff", above=0, maximum=1),
     ),
-    low_cutoff: float = typer.Option(None, "--low-cutoff", help="Band-pass lower edge (Nyquist)."),
+    low_cutoff: float = typer.Option(
+        None,
+        "--low-cutoff",
+        help="Band-pass lower edge (Nyquist), in [0, 1).",
+        callback=number("--low-cutoff", minimum=0, maximum=1),
+    ),
     sigma: float = typer.Option(
         None,
         "--sigma",
-        help=f"Gaussian sigma in pixels (default: {filter_defaults('gaussian')['sigma_px']:g}).",
+        help=f"Gaussian sigma in pixels, >= 0; its kernel (8 sigma wide) must not exceed the image "
+        f"(default: {filter_defaults('gaussian')['sigma_px']:g}).",
+        callback=number("--sigma", minimum=0),
     ),
     size: int = typer.Option(
         None,
         "--size",
-        help="Window size in pixels (mean, median, wiener; default: "
-        + ", ".join(f"{n} {filter_defaults(n)['size']}" for n in ("mean", "median", "wiener"))
-        + ").",
+        help=f"Window size in pixels, odd (mean, median, wiener; default: {_SIZE_DEFAULTS}).",
+        callback=number("--size", minimum=1, maximum=MAX_SIDE_PX, odd=True),
     ),
     edge: str = typer.Option(
         None,
@@ -116,17 +142,21 @@ def command(
         name, cutoff=cutoff, low_cutoff=low_cutoff, sigma=sigma, size=size, edge=edge
     )
     outputs = output_paths(inputs, out_dir)
-    for path in inputs:  # fail on a bad input before writing anything
-        probe_mrc(path)
-    # Check the parameters on a tiny image before writing anything.
+    # Fail on a bad input or parameter before writing anything: every header, the filter's
+    # parameters against every image's size, then every input's data (read_mrc refuses NaN).
+    shapes = [probe_mrc(path) for path in inputs]
     with flag_names(FLAGS):
-        apply_filter(name, np.zeros((8, 8), np.float32), **params)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        for shape in set(shapes):
+            check_filter_parameters(name, shape, **params)
+    for path in inputs:
+        as_images(read_mrc(path))
+    output_folder(out_dir)
     with progress_bar(f"filter {name}", total=len(inputs)) as progress:
         for i, (path, out) in enumerate(zip(inputs, outputs)):
             mrc = read_mrc(path)
             stack = as_images(mrc)
-            result = np.stack([apply_filter(name, image, **params) for image in stack])
+            with flag_names(FLAGS):
+                result = np.stack([apply_filter(name, image, **params) for image in stack])
             write_mrc(
                 out,
                 from_images(result, mrc),
@@ -136,4 +166,4 @@ def command(
             )
             progress(i + 1, len(inputs))
     write_provenance(out_dir, "filter", {"filter": name, "inputs": inputs, **params})
-    typer.echo(f"wrote {len(outputs)} file(s) to {out_dir}")
+    echo(f"wrote {len(outputs)} file(s) to {out_dir}")

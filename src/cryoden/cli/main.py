@@ -5,6 +5,9 @@ Run ``cryoden COMMAND --help`` for each command's options and an example.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import typer
 
 from cryoden import __version__
@@ -80,12 +83,47 @@ def _register() -> None:
 _register()
 
 
+def _usage_line(exc: Any) -> str:
+    """A command-line error of typer's parser (unknown option, a value that does not parse,
+    a missing argument) as one line that names the command and the option."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    where = ctx.command_path
+    return f"{where}: {message} (see '{where} --help')"
+
+
 def main() -> None:
-    """Console-script entry point: user errors become one line and exit status 1."""
+    """Console-script entry point: user errors become one line on stderr and a non-zero exit
+    status (1; 2 for a command line that does not parse), never a traceback. A reader of
+    stdout that goes away (``| head``) ends the command quietly with status 141, as Unix tools
+    do."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except common.StdoutError as exc:
+        common.silence_stdout()
+        if common.is_broken_pipe(exc):
+            raise SystemExit(141) from None
+        common.fail(str(exc))
     except CryodenError as exc:
         common.fail(str(exc).replace("\n", " "))
+    except typer.TyperException as exc:  # typer's parser: usage errors and the like
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # `cryoden` or `cryoden train` alone: show the help.
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None
+        common.fail(_usage_line(exc), code=exc.exit_code)
+    except typer.Abort:
+        common.fail("aborted", code=1)
+    except MemoryError:
+        common.fail("out of memory; try a smaller --tile or fewer images at once")
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        common.silence_stdout()
+        common.fail(f"standard output: cannot write: {exc.strerror or exc}")
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from cryoden.cli.common import echo
 from cryoden.models import load_model
 
 
@@ -24,7 +25,7 @@ def command(
     loaded = load_model(model)
     info = loaded.describe()
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        echo(json.dumps(info, indent=2))
         return
     net = info["network"]
     training = info.get("training", {})
@@ -45,5 +46,5 @@ def command(
     for key in ("data", "stopped", "best_epoch", "best_validation_loss", "epochs_run"):
         if key in training:
             lines.append(f"training {key}: {training[key]}")
-    typer.echo("\n".join(lines))
-    typer.echo(f"\n{loaded.network}")
+    echo("\n".join(lines))
+    echo(f"\n{loaded.network}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from cryoden.cli.common import flag_names, provenance, write_json_atomic
+from cryoden.cli.common import choice, echo, flag_names, number, provenance, write_json_atomic
 from cryoden.errors import ParameterError
 from cryoden.io import read_mrc, write_mrc
 from cryoden.io.stacks import as_images, from_images
@@ -41,23 +41,41 @@ FLAGS = {
 def command(
     input_path: Path = typer.Argument(..., metavar="IN.mrc", help="Clean image, stack or volume."),
     output: Path = typer.Option(..., "--output", "-o", metavar="OUT.mrc", help="Noisy output."),
-    snr: float = typer.Option(None, "--snr", help="Target SNR, var(signal)/var(noise)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (per-section seeds derive from it)."),
+    snr: float = typer.Option(
+        None,
+        "--snr",
+        help="Target SNR, var(signal)/var(noise), > 0.",
+        callback=number("--snr", above=0),
+    ),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        help="Random seed, >= 0 (per-section seeds derive from it).",
+        callback=number("--seed", minimum=0),
+    ),
     model: str = typer.Option(
         None,
         "--model",
         help=f"Noise model: {', '.join(NOISE_MODELS)} (default: {_DEFAULTS['model']}).",
+        callback=choice("--model", tuple(NOISE_MODELS)),
     ),
     dose: float = typer.Option(
-        None, "--dose", help="Dose in e/Å² for a Poisson model (instead of --snr)."
+        None,
+        "--dose",
+        help="Dose in e/Å² for a Poisson model (instead of --snr), > 0.",
+        callback=number("--dose", above=0),
     ),
     pixel_size: float = typer.Option(
-        None, "--pixel-size", help="Pixel size in Å (default: from the header) for --dose."
+        None,
+        "--pixel-size",
+        help="Pixel size in Å (default: from the header) for --dose.",
+        callback=number("--pixel-size", above=0),
     ),
     read_noise: float = typer.Option(
         None,
         "--read-noise",
-        help=f"Gaussian read noise (counts; default: {_DEFAULTS['read_noise_sigma']}).",
+        help=f"Gaussian read noise (counts, >= 0; default: {_DEFAULTS['read_noise_sigma']}).",
+        callback=number("--read-noise", minimum=0),
     ),
 ) -> None:
     """Add Gaussian or Poisson noise at a target SNR (or a dose) to an MRC image."""
@@ -69,7 +87,7 @@ def command(
     px = pixel_size if pixel_size is not None else mrc.pixel_size_angstrom
     stack = as_images(mrc)
     noisy = np.empty_like(stack)
-    measured = []
+    measured: list[float] = []
     for i, image in enumerate(stack):
         with flag_names(FLAGS):
             noisy[i] = add_noise(
@@ -103,6 +121,6 @@ def command(
     }
     write_json_atomic(Path(f"{output}.json"), provenance("noise", params))
     if measured:
-        typer.echo(f"{output}: measured SNR {np.mean(measured):.4f} (target {snr})")
+        echo(f"{output}: measured SNR {np.mean(measured):.4f} (target {snr})")
     else:
-        typer.echo(f"{output}: Poisson noise at {dose} e/Å²")
+        echo(f"{output}: Poisson noise at {dose} e/Å²")

@@ -24,10 +24,20 @@ from typing import Any
 
 import typer
 
-from cryoden.cli.common import flag_names, progress_bar, write_provenance
+from cryoden.cli.common import (
+    MAX_COUNT,
+    check_number,
+    choice,
+    echo,
+    flag_names,
+    number,
+    output_folder,
+    progress_bar,
+    write_provenance,
+)
 from cryoden.errors import ParameterError
 from cryoden.noise import STUDY_SNR_LEVELS
-from cryoden.simulation.config import SimulationConfig
+from cryoden.simulation.config import MIN_SIZE, SimulationConfig
 from cryoden.simulation.ctf import CtfParams
 from cryoden.simulation.datasets import simulate_dataset
 
@@ -51,9 +61,16 @@ FLAGS = {
 }
 
 
+#: Largest simulated image side in pixels: one float32 image of it is 1 GiB.
+MAX_SIZE_PX = 16384
+
+
 def _default(cls: type, name: str) -> str:
-    """The library's default of field ``name`` of dataclass ``cls``, for --help."""
-    return str(next(f.default for f in dataclasses.fields(cls) if f.name == name))
+    """`` [default: VALUE]`` for --help, VALUE the library's default of field ``name`` of
+    dataclass ``cls`` (written into the help: the option itself defaults to None, and typer
+    would show a ``show_default`` text in parentheses). The bracket is escaped from rich."""
+    value = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    return f" \\[default: {value}]"
 
 
 def parse_snr_list(text: str) -> list[float]:
@@ -64,6 +81,8 @@ def parse_snr_list(text: str) -> list[float]:
         raise ParameterError(f"--snr must be numbers separated by commas, got {text!r}") from None
     if not values:
         raise ParameterError("--snr needs at least one value")
+    for value in values:
+        check_number("--snr", value, above=0)
     return values
 
 
@@ -80,71 +99,88 @@ def command(
     phantom: str = typer.Option(
         None,
         "--phantom",
-        help="Embedded phantom used without --structure.",
-        show_default=_default(SimulationConfig, "phantom"),
+        help="Embedded phantom used without --structure." + _default(SimulationConfig, "phantom"),
+        show_default=False,
     ),
     n_images: int = typer.Option(
         None,
         "--n-images",
-        help="Number of clean images.",
-        show_default=_default(SimulationConfig, "n_images"),
+        help="Number of clean images." + _default(SimulationConfig, "n_images"),
+        show_default=False,
+        callback=number("--n-images", minimum=1, maximum=MAX_COUNT),
     ),
     size: int = typer.Option(
         None,
         "--size",
-        help="Image side in pixels.",
-        show_default=_default(SimulationConfig, "size"),
+        help="Image side in pixels." + _default(SimulationConfig, "size"),
+        show_default=False,
+        callback=number("--size", minimum=MIN_SIZE, maximum=MAX_SIZE_PX),
     ),
     pixel_size: float = typer.Option(
         None,
         "--pixel-size",
-        help="Pixel size in Å.",
-        show_default=_default(SimulationConfig, "pixel_size_angstrom"),
+        help="Pixel size in Å." + _default(SimulationConfig, "pixel_size_angstrom"),
+        show_default=False,
+        callback=number("--pixel-size", above=0),
     ),
     snr: str = typer.Option(None, "--snr", help="SNR level(s), comma-separated."),
     snr_sweep: bool = typer.Option(
         False, "--snr-sweep", help="The study's 10 SNRs evenly spaced from 0.01 to 0.5."
     ),
     ctf_defocus: float = typer.Option(
-        None, "--ctf-defocus", help="Apply a CTF with this defocus in Å (underfocus > 0)."
+        None,
+        "--ctf-defocus",
+        help="Apply a CTF with this defocus in Å (underfocus > 0).",
+        callback=number("--ctf-defocus"),
     ),
     voltage: float = typer.Option(
         None,
         "--voltage",
-        help="CTF voltage in kV.",
-        show_default=_default(CtfParams, "voltage_kv"),
+        help="CTF voltage in kV." + _default(CtfParams, "voltage_kv"),
+        show_default=False,
+        callback=number("--voltage", above=0),
     ),
     cs: float = typer.Option(
         None,
         "--cs",
-        help="CTF spherical aberration in mm.",
-        show_default=_default(CtfParams, "cs_mm"),
+        help="CTF spherical aberration in mm." + _default(CtfParams, "cs_mm"),
+        show_default=False,
+        callback=number("--cs", minimum=0),
     ),
     amplitude_contrast: float = typer.Option(
         None,
         "--amplitude-contrast",
-        help="CTF amplitude contrast.",
-        show_default=_default(CtfParams, "amplitude_contrast"),
+        help="CTF amplitude contrast." + _default(CtfParams, "amplitude_contrast"),
+        show_default=False,
+        callback=number("--amplitude-contrast", minimum=0, maximum=1),
     ),
     ctf_bfactor: float = typer.Option(
         None,
         "--ctf-bfactor",
-        help="CTF envelope B-factor in Å².",
-        show_default=_default(CtfParams, "b_factor"),
+        help="CTF envelope B-factor in Å²." + _default(CtfParams, "b_factor"),
+        show_default=False,
+        callback=number("--ctf-bfactor", minimum=0),
     ),
     field: bool = typer.Option(False, "--field", help="Micrograph-like fields of many particles."),
     noise_model: str = typer.Option(
         None,
         "--noise-model",
-        help="gaussian or poisson.",
-        show_default=_default(SimulationConfig, "noise_model"),
+        help="gaussian or poisson." + _default(SimulationConfig, "noise_model"),
+        show_default=False,
+        callback=choice("--noise-model", ("gaussian", "poisson")),
     ),
-    dose: float = typer.Option(None, "--dose", help="Poisson noise at this dose (e/Å²)."),
+    dose: float = typer.Option(
+        None,
+        "--dose",
+        help="Poisson noise at this dose (e/Å²).",
+        callback=number("--dose", above=0),
+    ),
     seed: int = typer.Option(
         None,
         "--seed",
-        help="Base seed; image i uses (seed, i).",
-        show_default=_default(SimulationConfig, "seed"),
+        help="Base seed; image i uses (seed, i)." + _default(SimulationConfig, "seed"),
+        show_default=False,
+        callback=number("--seed", minimum=0),
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
 ) -> None:
@@ -181,11 +217,12 @@ def command(
                 seed=seed,
             ),
         )
+        output_folder(out)
         with progress_bar("simulate", total=config.n_images) as progress:
             simulate_dataset(out, config, overwrite=overwrite, progress=progress)
     write_provenance(out, "simulate", {"manifest": str(out / "manifest.json")})
     n_levels = len(levels) if levels else 1
-    typer.echo(
+    echo(
         f"wrote {config.n_images} clean image(s) and {n_levels} noisy pair set(s) to {out} "
         f"({'fields' if field else 'single particles'}, "
         f"source {structure or config.phantom})"

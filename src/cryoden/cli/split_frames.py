@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from cryoden.cli.common import output_paths, progress_bar, write_provenance
+from cryoden.cli.common import (
+    echo,
+    number,
+    output_folder,
+    output_paths,
+    progress_bar,
+    write_provenance,
+)
 from cryoden.io import write_mrc
 from cryoden.movies import even_odd_sums, read_gain
 from cryoden.movies.frames import movie_info
@@ -30,14 +37,16 @@ def command(
     out_dir: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Output folder."),
     align: bool = typer.Option(False, "--align", help="Correct global drift before summing."),
     gain: Path = typer.Option(None, "--gain", help="Gain reference (MRC or TIFF) to multiply by."),
-    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
+    pixel_size: float = typer.Option(
+        None, "--pixel-size", help="Pixel size in Å.", callback=number("--pixel-size", above=0)
+    ),
 ) -> None:
     """Write even/odd frame sums of movies to DIR/even and DIR/odd."""
     infos = [movie_info(m) for m in movies]  # validate every movie before writing anything
     names = output_paths(movies, out_dir / "even")
     gain_image = read_gain(gain, infos[0][1]) if gain is not None else None
-    (out_dir / "even").mkdir(parents=True, exist_ok=True)
-    (out_dir / "odd").mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir / "even")
+    output_folder(out_dir / "odd")
     drift = {}
     with progress_bar("split frames", total=len(movies)) as progress:
         for i, (movie, even_path) in enumerate(zip(movies, names)):
@@ -65,4 +74,4 @@ def command(
     write_provenance(
         out_dir, "split-frames", {"movies": movies, "align": align, "gain": gain, "drift": drift}
     )
-    typer.echo(f"wrote {len(movies)} even/odd pair(s) to {out_dir}/even and {out_dir}/odd")
+    echo(f"wrote {len(movies)} even/odd pair(s) to {out_dir}/even and {out_dir}/odd")

@@ -25,14 +25,32 @@ from typing import Any
 
 import typer
 
-from cryoden.cli.common import flag_names, progress_bar, provenance, write_json_atomic
+from cryoden.cli.common import (
+    MAX_COUNT,
+    MAX_SIDE_PX,
+    choice,
+    device_option,
+    echo,
+    flag_names,
+    number,
+    progress_bar,
+    provenance,
+    write_json_atomic,
+)
 from cryoden.errors import ParameterError
 from cryoden.io.folders import read_images, read_pairs
 from cryoden.models import load_model
-from cryoden.nets.config import ARCHITECTURES, NetworkConfig
+from cryoden.nets.config import (
+    ARCHITECTURES,
+    MAX_BASE_CHANNELS,
+    MAX_KERNEL_SIZE,
+    MAX_UNET_DEPTH,
+    NetworkConfig,
+)
 from cryoden.training import TrainConfig, train
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.defaults import default_network
+from cryoden.training.losses import LOSSES
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import n2v2_network_config
 
@@ -126,7 +144,10 @@ def _run(
         network = start.config.network
         initial = start.network.state_dict()
     name = scheme if isinstance(scheme, str) else scheme.name
-    with progress_bar(f"train {name}", total=config.epochs * config.steps_per_epoch) as progress:
+    with (
+        progress_bar(f"train {name}", total=config.epochs * config.steps_per_epoch) as progress,
+        flag_names(FLAGS),
+    ):
         result = train(
             scheme, network, dataset, None, config,
             out=out, resume=options["resume"], progress=progress, data_summary=summary,
@@ -141,7 +162,7 @@ def _run(
     }
     log_path = out / "training_log.json" if out.is_dir() else Path(f"{out}.training_log.json")
     write_json_atomic(log_path, record)
-    typer.echo(
+    echo(
         f"{out}: best epoch {result.best_epoch} of {len(result.history)} "
         f"(validation loss {result.best_validation_loss:.5g}; stopped by {result.stopped})"
     )
@@ -165,9 +186,13 @@ def _network_options(scheme: str) -> dict[str, Any]:
             "--base-channels",
             help=f"Channels of the first level (default: U-Net {unet.base_channels}, "
             f"seed nets {seed.base_channels}).",
+            callback=number("--base-channels", minimum=1, maximum=MAX_BASE_CHANNELS),
         ),
         "depth": typer.Option(
-            None, "--depth", help=f"U-Net levels (default: {unet.depth}; seed nets fixed)."
+            None,
+            "--depth",
+            help=f"U-Net levels (default: {unet.depth}; seed nets fixed).",
+            callback=number("--depth", minimum=1, maximum=MAX_UNET_DEPTH),
         ),
         "s2d": typer.Option(
             None,
@@ -176,6 +201,7 @@ def _network_options(scheme: str) -> dict[str, Any]:
             "per pixel, in wider convolutions); 1: full-size first level"
             + _default(unet.space_to_depth)
             + ".",
+            callback=number("--space-to-depth", minimum=1, maximum=2),
         ),
     }
 
@@ -184,42 +210,66 @@ NET = {scheme: _network_options(scheme) for scheme in ("n2n", "n2v", "ne2ne")}
 
 # Shared option declarations (typer reads them from each function's signature).
 ARCH = typer.Option(
-    None, "--arch", help=f"Network: {', '.join(ARCHITECTURES)}" + _default(_DEFAULT_ARCH) + "."
+    None,
+    "--arch",
+    help=f"Network: {', '.join(ARCHITECTURES)}" + _default(_DEFAULT_ARCH) + ".",
+    callback=choice("--arch", tuple(ARCHITECTURES)),
 )
 KERNEL = typer.Option(
-    None, "--kernel", help="Convolution kernel size, odd" + _default(_DEFAULT_KERNEL) + "."
+    None,
+    "--kernel",
+    help="Convolution kernel size, odd" + _default(_DEFAULT_KERNEL) + ".",
+    callback=number("--kernel", minimum=1, maximum=MAX_KERNEL_SIZE, odd=True),
 )
 EPOCHS = typer.Option(
-    None, "--epochs", help="Maximum number of epochs" + _default(_TRAIN_DEFAULTS["epochs"]) + "."
+    None,
+    "--epochs",
+    help="Maximum number of epochs" + _default(_TRAIN_DEFAULTS["epochs"]) + ".",
+    callback=number("--epochs", minimum=1, maximum=MAX_COUNT),
 )
-MINUTES = typer.Option(None, "--max-minutes", help="Wall-clock limit for training.")
+MINUTES = typer.Option(
+    None,
+    "--max-minutes",
+    help="Wall-clock limit for training, > 0.",
+    callback=number("--max-minutes", above=0),
+)
 PATCH = typer.Option(
     None,
     "--patch",
     help="Training patch side in pixels" + _default(_TRAIN_DEFAULTS["patch"]) + ".",
+    callback=number("--patch", minimum=1, maximum=MAX_SIDE_PX),
 )
 BATCH = typer.Option(
     None,
     "--batch",
     help="Patches per optimiser step" + _default(_TRAIN_DEFAULTS["batch_size"]) + ".",
+    callback=number("--batch", minimum=1, maximum=MAX_COUNT),
 )
 STEPS = typer.Option(
     None,
     "--steps-per-epoch",
     help="Optimiser steps per epoch" + _default(_TRAIN_DEFAULTS["steps_per_epoch"]) + ".",
+    callback=number("--steps-per-epoch", minimum=1, maximum=MAX_COUNT),
 )
 LR = typer.Option(
     None,
     "--lr",
     help="Adam learning rate, with cosine decay" + _default(_TRAIN_DEFAULTS["learning_rate"]) + ".",
+    callback=number("--lr", above=0, maximum=1e3),
 )
-LOSS = typer.Option(None, "--loss", help="l2 or l1" + _default(_TRAIN_DEFAULTS["loss"]) + ".")
+LOSS = typer.Option(
+    None,
+    "--loss",
+    help="l2 or l1" + _default(_TRAIN_DEFAULTS["loss"]) + ".",
+    callback=choice("--loss", LOSSES),
+)
 PATIENCE = typer.Option(
     None,
     "--patience",
     help="Early stopping: epochs without improvement"
     + _default(_TRAIN_DEFAULTS["early_stopping_patience"])
     + ".",
+    callback=number("--patience", minimum=1, maximum=MAX_COUNT),
 )
 SEED = typer.Option(
     None,
@@ -227,6 +277,7 @@ SEED = typer.Option(
     help="Random seed of the weights, patches, masks and split"
     + _default(_TRAIN_DEFAULTS["seed"])
     + ".",
+    callback=number("--seed", minimum=0),
 )
 RESUME = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out.")
 INIT = typer.Option(
@@ -235,8 +286,18 @@ INIT = typer.Option(
     metavar="MODEL",
     help="Fine-tune this model: start from its network and weights (its network wins over --arch).",
 )
-THREADS = typer.Option(None, "--threads", help="CPU threads for torch.")
-DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available).")
+THREADS = typer.Option(
+    None,
+    "--threads",
+    help="CPU threads for torch.",
+    callback=number("--threads", minimum=1, maximum=1024),
+)
+DEVICE = typer.Option(
+    None,
+    "--device",
+    help="cpu, cuda, cuda:1, mps; one this machine has (default: best available).",
+    callback=device_option("--device"),
+)
 
 
 def n2n(
@@ -271,7 +332,10 @@ def n2v(
     images: list[Path] = typer.Option(..., "--images", metavar="DIR", help="Noisy images."),
     out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
     variant: str = typer.Option(
-        "n2v", "--variant", help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median)."
+        "n2v",
+        "--variant",
+        help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median).",
+        callback=choice("--variant", ("n2v", "n2v2")),
     ),
     arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["n2v"]["base"],
     depth: int = NET["n2v"]["depth"], space_to_depth: int = NET["n2v"]["s2d"],

@@ -14,7 +14,13 @@ from cryoden.filters.fourier import (
     radial_frequency_nyquist,
     wiener_fourier,
 )
-from cryoden.filters.registry import FILTER_PARAMETERS, FILTERS, apply_filter, get_filter
+from cryoden.filters.registry import (
+    FILTER_PARAMETERS,
+    FILTERS,
+    apply_filter,
+    check_filter_parameters,
+    get_filter,
+)
 from cryoden.filters.spatial import gaussian_filter, mean_filter, median_filter, wiener_local
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "FILTER_PARAMETERS",
     "apply_filter",
     "apply_fourier_gain",
+    "check_filter_parameters",
     "bandpass",
     "bandpass_gain",
     "estimate_white_noise_power",

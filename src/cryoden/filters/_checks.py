@@ -40,3 +40,34 @@ def check_nonnegative(name: str, value: float) -> float:
     if not np.isfinite(number) or number < 0:
         raise ParameterError(f"{name} must be a finite number >= 0, got {value!r}")
     return number
+
+
+#: Gaussian kernels are truncated at this many standard deviations (scipy's default).
+GAUSSIAN_TRUNCATE = 4.0
+
+
+def gaussian_kernel_side(sigma_px: float) -> int:
+    """Taps along each axis of the Gaussian kernel of ``sigma_px`` pixels (truncated at
+    :data:`GAUSSIAN_TRUNCATE` sigma, as :func:`scipy.ndimage.gaussian_filter` builds it)."""
+    return 2 * int(GAUSSIAN_TRUNCATE * sigma_px + 0.5) + 1
+
+
+def max_kernel_side(image_shape: tuple[int, ...]) -> int:
+    """The most taps along an axis a kernel may have on an image of ``image_shape``
+    ``(..., H, W)``: its pixel count, or twice its longer side plus one (a window that reaches
+    across the whole mirrored image from any pixel) where that is more."""
+    height, width = (int(n) for n in image_shape[-2:])
+    return max(height * width, 2 * max(height, width) + 1)
+
+
+def check_kernel(name: str, value: float, side_px: int, image_shape: tuple[int, ...]) -> None:
+    """Refuse a kernel of ``side_px`` taps along an axis larger than the image of
+    ``image_shape`` allows (:func:`max_kernel_side`): such a kernel only repeats the mirrored
+    image, and a huge one (``sigma_px=1e9``) would not fit in memory."""
+    limit = max_kernel_side(image_shape)
+    if side_px > limit:
+        height, width = image_shape[-2:]
+        raise ParameterError(
+            f"{name}={value!r} gives a kernel of {side_px} pixels, larger than a "
+            f"{width}x{height} image allows ({limit})"
+        )

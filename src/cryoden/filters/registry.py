@@ -7,12 +7,19 @@ out); :data:`FILTER_PARAMETERS` documents the parameters each one accepts, with 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from cryoden.errors import ParameterError
+from cryoden.filters._checks import (
+    check_kernel,
+    check_nonnegative,
+    check_odd_size,
+    gaussian_kernel_side,
+)
 from cryoden.filters.fourier import bandpass, highpass, lowpass, wiener_fourier
 from cryoden.filters.spatial import gaussian_filter, mean_filter, median_filter, wiener_local
 
@@ -115,8 +122,15 @@ def apply_filter(name: str, image: np.ndarray, **params: Any) -> np.ndarray:
     >>> out.shape, out.dtype
     ((8, 9), dtype('float32'))
     """
+    key = _checked_name(name, params)
+    return FILTERS[key](image, **params)
+
+
+def _checked_name(name: str, params: dict[str, Any]) -> str:
+    """The registry key of filter ``name``, after checking that it accepts ``params``' names
+    and that none of its required parameters is missing."""
     key = _normalise(name)
-    function = get_filter(name)
+    get_filter(name)
     accepted = FILTER_PARAMETERS[key]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -126,4 +140,46 @@ def apply_filter(name: str, image: np.ndarray, **params: Any) -> np.ndarray:
     missing = [p for p, text in accepted.items() if "(required)" in text and p not in params]
     if missing:
         raise ParameterError(f"filter {key!r} needs {', '.join(missing)}")
-    return function(image, **params)
+    return key
+
+
+#: The filters with a real-space kernel, and the parameter that sets its size.
+_KERNEL_PARAMETER = {"mean": "size", "median": "size", "wiener": "size", "gaussian": "sigma_px"}
+
+
+def check_filter_parameters(name: str, image_shape: tuple[int, ...], **params: Any) -> None:
+    """Raise what :func:`apply_filter` would raise about ``params`` for an image of
+    ``image_shape`` ``(..., H, W)``, without filtering anything (cheap, whatever the sizes).
+
+    Used to check a whole batch before any work: besides each parameter's range, a kernel
+    larger than the image (more taps along an axis than the image has pixels, such as
+    ``sigma_px=1e9``) is refused.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`apply_filter`.
+
+    Examples
+    --------
+    >>> check_filter_parameters("gaussian", (64, 64), sigma_px=2.0)
+    >>> check_filter_parameters("gaussian", (64, 64), sigma_px=1e9)
+    Traceback (most recent call last):
+    ...
+    cryoden.errors.ParameterError: sigma_px=1000000000.0 gives a kernel of 8000000001 pixels, larger than a 64x64 image allows (4096)
+    """  # noqa: E501
+    key = _checked_name(name, params)
+    function = FILTERS[key]
+    kernel_parameter = _KERNEL_PARAMETER.get(key)
+    if kernel_parameter is None:  # Fourier filters: checks independent of the image's size
+        function(np.zeros((8, 8), np.float32), **params)
+        return
+    default = inspect.signature(function).parameters[kernel_parameter].default
+    value = params.get(kernel_parameter, default)
+    if kernel_parameter == "size":
+        side = check_odd_size("size", value)
+    else:
+        side = gaussian_kernel_side(check_nonnegative("sigma_px", value))
+    check_kernel(kernel_parameter, value, side, image_shape)
+    if params.get("noise_variance") is not None:
+        check_nonnegative("noise_variance", params["noise_variance"])

@@ -12,7 +12,13 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from cryoden.filters._checks import as_image, check_nonnegative, check_odd_size
+from cryoden.filters._checks import (
+    as_image,
+    check_kernel,
+    check_nonnegative,
+    check_odd_size,
+    gaussian_kernel_side,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +33,8 @@ def mean_filter(image: np.ndarray, *, size: int = 3) -> np.ndarray:
     image
         2D image ``(H, W)``.
     size
-        Window side in pixels; an odd positive integer (1 returns the image unchanged).
+        Window side in pixels; an odd positive integer (1 returns the image unchanged), at
+        most the image's pixel count (or ``2 * max(H, W) + 1`` where that is more).
 
     Returns
     -------
@@ -43,6 +50,7 @@ def mean_filter(image: np.ndarray, *, size: int = 3) -> np.ndarray:
     """
     img = as_image(image)
     size = check_odd_size("size", size)
+    check_kernel("size", size, size, img.shape)
     out = ndimage.uniform_filter(img.astype(np.float64), size=size, mode=BORDER_MODE)
     return out.astype(np.float32)
 
@@ -64,6 +72,7 @@ def median_filter(image: np.ndarray, *, size: int = 3) -> np.ndarray:
     """
     img = as_image(image)
     size = check_odd_size("size", size)
+    check_kernel("size", size, size, img.shape)
     return ndimage.median_filter(img, size=size, mode=BORDER_MODE).astype(np.float32, copy=False)
 
 
@@ -75,7 +84,8 @@ def gaussian_filter(image: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
     image
         2D image ``(H, W)``.
     sigma_px
-        Standard deviation in pixels, >= 0 (0 returns a copy). Its Fourier transfer function is
+        Standard deviation in pixels, >= 0 (0 returns a copy); the kernel (``2 * round(4 *
+        sigma_px) + 1`` taps) must not exceed the image's pixel count (or ``2 * max(H, W) + 1``). Its Fourier transfer function is
         ``exp(-2 (pi sigma_px q)**2)`` at ``q`` cycles/pixel, i.e. 1/e at
         ``f = 1 / (sqrt(2) pi sigma_px)`` Nyquist units.
 
@@ -86,6 +96,7 @@ def gaussian_filter(image: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
     """
     img = as_image(image)
     sigma = check_nonnegative("sigma_px", sigma_px)
+    check_kernel("sigma_px", sigma_px, gaussian_kernel_side(sigma), img.shape)
     if sigma == 0.0:
         return img.copy()
     out = ndimage.gaussian_filter(img.astype(np.float64), sigma=sigma, mode=BORDER_MODE)
@@ -129,6 +140,7 @@ def wiener_local(
     """
     img = as_image(image)
     size = check_odd_size("size", size)
+    check_kernel("size", size, size, img.shape)
     x = img.astype(np.float64)
     offset = float(x.mean())
     x -= offset  # centring keeps E[x^2] - E[x]^2 accurate

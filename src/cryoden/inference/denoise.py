@@ -85,8 +85,9 @@ def native_bf16(device: torch.device) -> bool:
 def _bytes_per_pixel(network_config: NetworkConfig, dtype_bytes: int) -> float:
     """Peak activation bytes of one forward pass per input pixel: the feature maps of every
     level, times a safety factor of 2, plus a constant; an upper bound of the measured peak."""
-    depth = int(network_config.depth)  # type: ignore[arg-type]
-    base = int(network_config.base_channels)  # type: ignore[arg-type]
+    # NetworkConfig.__post_init__ fills in both defaults.
+    assert network_config.depth is not None and network_config.base_channels is not None
+    depth, base = int(network_config.depth), int(network_config.base_channels)
     s2d = network_config.space_to_depth
     channels = sum(4.0 * base * 2**level / 4**level for level in range(depth + 1)) / s2d**2
     return 2.0 * dtype_bytes * channels + 64.0
@@ -204,7 +205,8 @@ class Denoiser:
         self.normalization = model.config.normalization
         network = model.network.to(self.device).eval()
         if channels_last:
-            network = network.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format (documented); torch's overloads omit it.
+            network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.network = network
         self._margin: int | None = None
         self._onnx: OnnxRuntimeNetwork | None = None

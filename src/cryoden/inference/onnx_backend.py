@@ -17,6 +17,7 @@ import importlib.util
 import io
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,9 +58,10 @@ class OnnxRuntimeNetwork:
         self._ort = onnxruntime
         self.network = network.float().eval()
         self.threads = int(threads or torch.get_num_threads())
-        self._sessions: dict[tuple[int, ...], object] = {}
+        # onnxruntime ships no type information: its sessions are Any to mypy.
+        self._sessions: dict[tuple[int, ...], Any] = {}
 
-    def session(self, shape: tuple[int, ...]) -> object:
+    def session(self, shape: tuple[int, ...]) -> Any:
         """The session for inputs of ``shape`` (exported and created on first use).
 
         Raises
@@ -75,7 +77,7 @@ class OnnxRuntimeNetwork:
             logger.debug("ONNX Runtime session for %s tiles", shape)
         return self._sessions[shape]
 
-    def _create_session(self, shape: tuple[int, ...]) -> object:
+    def _create_session(self, shape: tuple[int, ...]) -> Any:
         buffer = io.BytesIO()
         example = torch.zeros(shape, dtype=torch.float32)
         with torch.no_grad(), warnings.catch_warnings():
@@ -83,7 +85,9 @@ class OnnxRuntimeNetwork:
             torch.onnx.export(
                 self.network,
                 (example,),
-                buffer,
+                # torch annotates f as a path; its TorchScript exporter (dynamo=False) also
+                # writes to a binary file object.
+                buffer,  # type: ignore[arg-type]
                 input_names=["x"],
                 output_names=["y"],
                 dynamo=False,
@@ -99,5 +103,5 @@ class OnnxRuntimeNetwork:
         """Predict a float32 batch ``(B, C, H, W)`` (returned as a float32 CPU tensor)."""
         array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         session = self.session(tuple(array.shape))
-        (out,) = session.run(None, {"x": array})  # type: ignore[attr-defined]
+        (out,) = session.run(None, {"x": array})
         return torch.from_numpy(out)

@@ -199,8 +199,7 @@ def predict_tiled(
                 rows_idx = _reflect_indices(y, th, height)
                 cols_idx = _reflect_indices(x, tw, width)
                 tiles[k, 0] = image[np.ix_(rows_idx, cols_idx)]
-        result = fn(torch.from_numpy(tiles))
-        result = result.detach().to(device="cpu", dtype=torch.float32).numpy()
+        result = fn(torch.from_numpy(tiles)).detach().to(device="cpu", dtype=torch.float32).numpy()
         if result.shape != tiles.shape:
             raise ValueError(f"fn returned shape {result.shape} for tiles of {tiles.shape}")
         for (y, x), pred in zip(chunk, result[:, 0]):

@@ -271,10 +271,12 @@ def _as_triple(value: float | Iterable[float] | None, name: str, *, positive: bo
     if value is None:
         return (0.0, 0.0, 0.0)
     try:
-        if isinstance(value, Iterable) and np.ndim(value) > 0:
-            items = [float(v) for v in value]
-        else:
+        if not isinstance(value, Iterable):
             items = [float(value)] * 3
+        elif np.ndim(np.asarray(value)) > 0:
+            items = [float(v) for v in value]
+        else:  # a 0-d numpy array is Iterable yet holds one number
+            items = [float(np.asarray(value))] * 3
     except (TypeError, ValueError):
         raise ParameterError(f"{name} must be a number or (x, y, z) in Å, got {value!r}") from None
     if len(items) != 3:

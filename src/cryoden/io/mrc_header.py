@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import errno
 import gzip
+import io
 import os
 import stat
 import zlib
@@ -190,7 +191,7 @@ def _open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _decompressor(handle: BinaryIO, compression: str) -> BinaryIO:
+def _decompressor(handle: BinaryIO, compression: str) -> io.BufferedIOBase:
     if compression == "gzip":
         return gzip.GzipFile(fileobj=handle, mode="rb")
     return bz2.BZ2File(handle, mode="rb")

@@ -5,8 +5,9 @@ Training writes model files and inference reads them; both stand on this layer, 
 """
 
 from cryoden.models.config import SCHEME_ALIASES, ModelConfig
-from cryoden.models.files import LoadedModel, check_safetensors, load_model, save_model
+from cryoden.models.files import LoadedModel, load_model, save_model
 from cryoden.models.normalization import NormalizationSpec, RobustNormalization
+from cryoden.models.safetensors_file import check_safetensors, read_tensors
 
 __all__ = [
     "SCHEME_ALIASES",
@@ -16,5 +17,6 @@ __all__ = [
     "RobustNormalization",
     "check_safetensors",
     "load_model",
+    "read_tensors",
     "save_model",
 ]

@@ -5,9 +5,13 @@ Two layouts hold the same content:
 - a directory with ``config.json`` and ``weights.safetensors``;
 - one ``.safetensors`` file whose metadata key ``cryoden_config`` holds the JSON config.
 
-Loading checks the file's first bytes before anything else: a pickle (``torch.save``'s legacy
-format), a zip (``torch.save``'s default format) or anything else that is not safetensors is
-refused with :class:`~cryoden.errors.InputFileError`. Nothing is ever unpickled. Each file is
+Loading screens the file before anything else (:mod:`cryoden.models.safetensors_file`): a pickle
+(``torch.save``'s legacy format), a zip (``torch.save``'s default format), a header longer than
+the file or than any model's, a header that is not JSON: each is refused with
+:class:`~cryoden.errors.InputFileError`, and nothing is ever unpickled. The config is validated
+(its sizes are capped, :class:`~cryoden.nets.config.NetworkConfig`) before the network is built,
+the weights' names, shapes and dtypes are checked against the network before any is read, and
+weights holding NaN or infinity are refused. A model folder's files must lie in the folder. Each file is
 written with :func:`cryoden.io.atomic.atomic_output`, so a reader never sees half a model.
 """
 
@@ -20,19 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from cryoden.errors import CryodenError, InputFileError, ParameterError
 from cryoden.io.atomic import atomic_output
 from cryoden.models.config import ModelConfig
+from cryoden.models.safetensors_file import (
+    FLOAT_DTYPES,
+    MAX_HEADER_BYTES,
+    SafetensorsHeader,
+    read_header,
+    read_tensors,
+)
 from cryoden.nets.registry import build_network
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 METADATA_KEY = "cryoden_config"
-_MAX_HEADER = 100 * 1024 * 1024
 
 
 @dataclass
@@ -99,53 +108,6 @@ def save_model(path: str | os.PathLike[str], network: nn.Module, model_config: M
     return path
 
 
-def check_safetensors(path: str | os.PathLike[str]) -> None:
-    """Refuse any file that is not safetensors, from its first bytes, without unpickling.
-
-    Raises
-    ------
-    InputFileError
-        For a pickle, a zip (``torch.save``), a truncated or otherwise foreign file.
-    """
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError as err:
-        raise InputFileError(path, f"cannot read: {err.strerror or err}") from None
-    if len(head) >= 9:
-        header_len = int.from_bytes(head[:8], "little")
-        if 2 <= header_len <= _MAX_HEADER and head[8:9] == b"{" and size >= 8 + header_len:
-            return  # a safetensors layout; safe_open validates the rest
-    if head[:1] == b"\x80":
-        raise InputFileError(
-            path,
-            "is a pickle (e.g. torch.save) file; cryoden model files are safetensors + JSON "
-            "and pickles are never loaded",
-        )
-    if head[:4] == b"PK\x03\x04":
-        raise InputFileError(
-            path,
-            "is a zip (e.g. torch.save) file; cryoden model files are safetensors + JSON and "
-            "pickles are never loaded",
-        )
-    if len(head) < 9:
-        raise InputFileError(path, "is empty or truncated: not a safetensors file")
-    raise InputFileError(path, "is not a safetensors file (or is truncated)")
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    check_safetensors(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
-            metadata = fh.metadata() or {}
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputFileError(path, f"unreadable safetensors file: {problem}") from None
-    return tensors, metadata
-
-
 def _parse_config(path: Path, text: str) -> ModelConfig:
     try:
         data = json.loads(text)
@@ -153,7 +115,7 @@ def _parse_config(path: Path, text: str) -> ModelConfig:
         raise InputFileError(path, f"the model config is not valid JSON ({err})") from None
     try:
         return ModelConfig.from_dict(data)
-    except (ParameterError, TypeError) as err:
+    except (ParameterError, TypeError, ValueError, RecursionError) as err:
         raise InputFileError(path, f"invalid model config: {err}") from None
 
 
@@ -162,10 +124,12 @@ def _short_list(names: list[str]) -> str:
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _load_weights(path: Path, network: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+def _check_header(path: Path, network: nn.Module, header: SafetensorsHeader) -> None:
+    """Refuse a weights header that does not fit the network (missing, extra, misshapen or
+    non-float tensors) before any tensor is read."""
     expected = network.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(header.tensors))
+    extra = sorted(set(header.tensors) - set(expected))
     if missing:
         raise InputFileError(
             path, f"missing weights for this network: {_short_list(missing)} ({len(missing)})"
@@ -175,13 +139,59 @@ def _load_weights(path: Path, network: nn.Module, tensors: dict[str, torch.Tenso
             path, f"unexpected weights for this network: {_short_list(extra)} ({len(extra)})"
         )
     for key, value in expected.items():
-        if tuple(tensors[key].shape) != tuple(value.shape):
+        entry = header.tensors[key]
+        if entry.shape != tuple(value.shape):
             raise InputFileError(
                 path,
-                f"weight {key} has shape {tuple(tensors[key].shape)} but the network "
-                f"expects {tuple(value.shape)}",
+                f"weight {key} has shape {entry.shape} but the network expects "
+                f"{tuple(value.shape)}",
             )
+        if entry.dtype not in FLOAT_DTYPES:
+            raise InputFileError(
+                path, f"weight {key} has dtype {entry.dtype}; model weights are floating point"
+            )
+
+
+def _load_weights(path: Path, network: nn.Module, header: SafetensorsHeader) -> None:
+    """Check the header against the network, then read the weights (NaN or infinity is
+    refused: a non-finite weight makes every output pixel NaN) and load them."""
+    _check_header(path, network, header)
+    expected = network.state_dict()
+    tensors = read_tensors(path, expected)
     network.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
+
+
+def _inside(folder: Path, file: Path) -> bool:
+    """Whether ``file``, symbolic links resolved, lies in ``folder`` (links resolved too)."""
+    return Path(os.path.realpath(file)).parent == Path(os.path.realpath(folder))
+
+
+def _read_config_text(path: Path) -> str:
+    """A model folder's config.json, refused when larger than any model config could be."""
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_HEADER_BYTES:
+            raise InputFileError(path, f"model config of {size} bytes is too large to be one")
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(path, f"cannot read the model config: {err}") from None
+
+
+def _directory_parts(path: Path) -> tuple[ModelConfig, Path]:
+    """The config and the weights path of a model folder; each must be a regular file inside
+    the folder (a symbolic link leading out of it is refused)."""
+    config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+    for needed in (config_path, weights_path):
+        if not needed.exists():
+            raise InputFileError(path, f"not a cryoden model directory: {needed.name} is missing")
+        if not _inside(path, needed):
+            raise InputFileError(
+                needed, "is a symbolic link leading out of the model folder; refused"
+            )
+        if not needed.is_file():
+            raise InputFileError(needed, "is not a regular file")
+    return _parse_config(config_path, _read_config_text(config_path)), weights_path
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
@@ -200,33 +210,22 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     if path.is_file() and path.name == CONFIG_NAME:
         path = path.parent
     if path.is_dir():
-        config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-        for needed in (config_path, weights_path):
-            if not needed.is_file():
-                raise InputFileError(
-                    path, f"not a cryoden model directory: {needed.name} is missing"
-                )
-        try:
-            text = config_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputFileError(config_path, f"cannot read the model config: {err}") from None
-        config = _parse_config(config_path, text)
-        tensors, _ = _read_safetensors(weights_path)
-        source = weights_path
-    elif path.is_file():
-        tensors, metadata = _read_safetensors(path)
-        if METADATA_KEY not in metadata:
+        config, source = _directory_parts(path)
+        header = read_header(source)
+    elif path.exists():
+        header = read_header(path)  # refuses a FIFO, a device, a pickle, a zip
+        if METADATA_KEY not in header.metadata:
             raise InputFileError(
                 path, f"safetensors file without a cryoden config (metadata key {METADATA_KEY})"
             )
-        config = _parse_config(path, metadata[METADATA_KEY])
+        config = _parse_config(path, header.metadata[METADATA_KEY])
         source = path
     else:
         raise InputFileError(path, "no such model file or directory")
     try:
-        network = build_network(config.network)
+        network = build_network(config.network)  # sizes capped by NetworkConfig
     except CryodenError as err:
         raise InputFileError(path, f"invalid model config: {err}") from None
-    _load_weights(source, network, tensors)
+    _load_weights(source, network, header)
     network.eval()
     return LoadedModel(network=network, config=config, path=str(path))

@@ -71,7 +71,8 @@ def flops_per_pixel(model: NetworkConfig | nn.Module, *, size: int | None = None
 def _deepest_path(config: NetworkConfig) -> list[tuple[str, int, int]]:
     """The layers ``(kind, kernel, stride)`` on the network's longest input-to-output path."""
     k = config.kernel_size
-    depth = int(config.depth)  # type: ignore[arg-type]
+    assert config.depth is not None  # NetworkConfig.__post_init__ fills in the default
+    depth = int(config.depth)
     down = [("pool", 2, 1), ("pool", 3, 2)] if config.blurpool else [("pool", 2, 2)]
     up = [("bilinear", 0, 0)]
     convs = 2 if config.arch == "unet" else 1
@@ -145,7 +146,8 @@ def effective_radius(
             out[0, 0, c, c].backward()
     finally:
         network.train(was_training)
-    grad = x.grad.detach().abs().sum(dim=(0, 1)).cpu().double().numpy()  # type: ignore[union-attr]
+    assert x.grad is not None  # backward() above filled it: x requires grad
+    grad = x.grad.detach().abs().sum(dim=(0, 1)).cpu().double().numpy()
     c = side // 2
     yy, xx = np.mgrid[0:side, 0:side]
     distance = np.maximum(np.abs(yy - c), np.abs(xx - c))

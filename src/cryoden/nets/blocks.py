@@ -42,6 +42,8 @@ class BlurPool(nn.Module):
     halves it. An even-sized input ``(H, W)`` gives ``(H/2, W/2)``, like ``MaxPool2d(2)``.
     """
 
+    kernel: torch.Tensor  # a registered buffer: moves with .to() and is saved with the weights
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         k = torch.tensor([1.0, 2.0, 1.0])

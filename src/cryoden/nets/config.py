@@ -34,6 +34,18 @@ ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "r
 #: (``activation``, also accepted, must be the architecture's own, :data:`ACTIVATION`).
 LEGACY_FIELDS: dict[str, object] = {"upsampling": "bilinear", "residual": False}
 MAX_UNET_DEPTH = 6
+#: Upper bounds of a network's size fields. A model file is untrusted input: a config naming
+#: absurd sizes is refused here, before any network is built and any weight is allocated.
+#: Cryo-EM images have one channel (a few for multi-channel inputs such as frame pairs); the
+#: first level of a denoising U-Net needs a few dozen feature channels; kernels beyond 15 px
+#: add nothing a deeper level does not give more cheaply.
+MAX_IMAGE_CHANNELS = 16
+MAX_BASE_CHANNELS = 256
+MAX_KERNEL_SIZE = 15
+#: Most weights a network may have, counted from its config before it is built: ``2**26``
+#: float32 weights are 256 MiB, and training holds four copies (weights, gradients and Adam's
+#: two moments). The networks cryoden trains are orders of magnitude smaller.
+MAX_PARAMETERS = 1 << 26
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
@@ -63,6 +75,49 @@ def _drop_legacy_fields(data: dict[str, Any]) -> dict[str, Any]:
                 f"{arch} networks with {name}={value!r} only)"
             )
     return {k: v for k, v in data.items() if k not in expected}
+
+
+def _conv_parameters(in_channels: int, out_channels: int, kernel_size: int) -> int:
+    """Weights and biases of one ``Conv2d``."""
+    return in_channels * out_channels * kernel_size * kernel_size + out_channels
+
+
+def estimated_parameters(config: NetworkConfig) -> int:
+    """The number of weights (and biases) of the network ``config`` describes, counted from the
+    config alone, so that a network too large to build is refused before it is built.
+
+    >>> estimated_parameters(NetworkConfig(base_channels=4, depth=1))
+    1549
+    """
+    assert config.base_channels is not None and config.depth is not None  # filled in by now
+    k, base, depth = config.kernel_size, int(config.base_channels), int(config.depth)
+    total = 0
+    if config.arch == "unet":
+        s2d = config.space_to_depth * config.space_to_depth
+        widths = [base * 2**level for level in range(depth + 1)]
+        in_ch = config.in_channels * s2d
+        for level in range(depth):  # encoder blocks, then the bottleneck: two convs each
+            total += _conv_parameters(in_ch, widths[level], k)
+            total += _conv_parameters(widths[level], widths[level], k)
+            in_ch = widths[level]
+        total += _conv_parameters(widths[depth - 1], widths[depth], k)
+        total += _conv_parameters(widths[depth], widths[depth], k)
+        for level in reversed(range(depth)):  # 1x1 up-projection, then two convs
+            total += _conv_parameters(widths[level + 1], widths[level], 1)
+            skip = level > 0 or config.top_skip
+            total += _conv_parameters(widths[level] * (2 if skip else 1), widths[level], k)
+            total += _conv_parameters(widths[level], widths[level], k)
+        return total + _conv_parameters(widths[0], config.out_channels * s2d, 1)
+    widths = [base * 2 ** min(i, 3) for i in range(depth)]
+    in_ch = config.in_channels
+    for width in widths:
+        total += _conv_parameters(in_ch, width, k)
+        in_ch = width
+    for i in reversed(range(depth)):
+        out_ch = widths[i - 1] if i > 0 else widths[0]
+        total += _conv_parameters(in_ch, out_ch, k)
+        in_ch = out_ch
+    return total + _conv_parameters(in_ch, config.out_channels, 1)
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -124,16 +179,16 @@ class NetworkConfig:
             object.__setattr__(self, "depth", DEFAULT_DEPTH[self.arch])
         if self.base_channels is None:
             object.__setattr__(self, "base_channels", DEFAULT_BASE_CHANNELS[self.arch])
-        _check_int("in_channels", self.in_channels, 1)
-        _check_int("out_channels", self.out_channels, 1)
-        _check_int("base_channels", self.base_channels, 1, 1024)
+        _check_int("in_channels", self.in_channels, 1, MAX_IMAGE_CHANNELS)
+        _check_int("out_channels", self.out_channels, 1, MAX_IMAGE_CHANNELS)
+        _check_int("base_channels", self.base_channels, 1, MAX_BASE_CHANNELS)
         if self.arch == "unet":
             _check_int("depth", self.depth, 1, MAX_UNET_DEPTH)
         elif self.depth != DEFAULT_DEPTH[self.arch]:
             raise ParameterError(
                 f"network depth of {self.arch} is {DEFAULT_DEPTH[self.arch]}, got {self.depth!r}"
             )
-        _check_int("kernel_size", self.kernel_size, 1, 15)
+        _check_int("kernel_size", self.kernel_size, 1, MAX_KERNEL_SIZE)
         if self.kernel_size % 2 == 0:
             raise ParameterError(f"network kernel_size must be odd, got {self.kernel_size}")
         _check_bool("blurpool", self.blurpool)
@@ -148,6 +203,13 @@ class NetworkConfig:
             )
         if self.space_to_depth != 1 and self.arch != "unet":
             raise ParameterError(f"network space_to_depth needs arch unet, got {self.arch}")
+        parameters = estimated_parameters(self)
+        if parameters > MAX_PARAMETERS:
+            raise ParameterError(
+                f"network of {parameters} parameters (base_channels {self.base_channels}, depth "
+                f"{self.depth}, kernel_size {self.kernel_size}) exceeds the limit of "
+                f"{MAX_PARAMETERS}; use a smaller base_channels, depth or kernel_size"
+            )
 
     @property
     def activation(self) -> str:
@@ -158,7 +220,8 @@ class NetworkConfig:
     def size_multiple(self) -> int:
         """Inputs are padded internally to a multiple of this (``2**depth``, times
         ``space_to_depth``)."""
-        return 2 ** int(self.depth) * self.space_to_depth  # type: ignore[arg-type]
+        assert self.depth is not None  # __post_init__ fills in the defaults
+        return 2 ** int(self.depth) * self.space_to_depth
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict (defaults resolved)."""

@@ -38,7 +38,8 @@ class EncoderDecoder(nn.Module):
         if config.arch not in ("seed5", "seed4"):
             raise ValueError(f"EncoderDecoder needs arch seed5 or seed4, got {config.arch!r}")
         self.config = config
-        depth = int(config.depth)  # type: ignore[arg-type]
+        assert config.depth is not None  # NetworkConfig.__post_init__ fills in the default
+        depth = int(config.depth)
         k, act, base = config.kernel_size, str(config.activation), config.base_channels
         widths = [base * 2 ** min(i, 3) for i in range(depth)]
         layers: list[nn.Module] = []

@@ -35,7 +35,8 @@ class UNet(nn.Module):
         if config.arch != "unet":
             raise ValueError(f"UNet needs arch 'unet', got {config.arch!r}")
         self.config = config
-        depth = int(config.depth)  # type: ignore[arg-type]
+        assert config.depth is not None  # NetworkConfig.__post_init__ fills in the default
+        depth = int(config.depth)
         k, act, base = config.kernel_size, str(config.activation), config.base_channels
         widths = [base * 2**level for level in range(depth + 1)]
         self.encoders = nn.ModuleList()

@@ -13,6 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -168,9 +169,10 @@ class SimulationConfig:
         return rotations
 
 
-def _number(name: str, value: object) -> float:
+def _number(name: str, value: Any) -> float:
+    """``value`` as a finite float; anything else (Any: the conversion is the check) raises."""
     try:
-        v = float(value)  # type: ignore[arg-type]
+        v = float(value)
     except (TypeError, ValueError):
         raise ParameterError(f"{name} must be a number, got {value!r}") from None
     if not np.isfinite(v):
@@ -192,11 +194,12 @@ def _non_negative(name: str, value: object, unit: str = "") -> float:
     return v
 
 
-def _integer(name: str, value: object, *, minimum: int, unit: str = "") -> int:
+def _integer(name: str, value: Any, *, minimum: int, unit: str = "") -> int:
+    """``value`` as an int of at least ``minimum`` (Any: the conversion is the check)."""
     try:
-        ok = int(value) == value  # type: ignore[call-overload]
+        ok = int(value) == value
     except (TypeError, ValueError, OverflowError):
         ok = False
-    if not ok or int(value) < minimum:  # type: ignore[call-overload]
+    if not ok or int(value) < minimum:
         raise ParameterError(f"{name} must be an integer >= {minimum}{unit}, got {value!r}")
-    return int(value)  # type: ignore[call-overload]
+    return int(value)

@@ -35,13 +35,7 @@ import scipy.constants as const
 import scipy.fft
 
 from cryoden.errors import ParameterError
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name} must be a positive number, got {value}")
-    return value
+from cryoden.simulation.gridding import check_positive as _positive
 
 
 def electron_wavelength_angstrom(voltage_kv: float) -> float:

@@ -53,7 +53,9 @@ class NoiseLevel:
     @property
     def value(self) -> float:
         """The SNR, or the dose for dose levels."""
-        return float(self.snr if self.snr is not None else self.dose_e_per_a2)  # type: ignore[arg-type]
+        level = self.snr if self.snr is not None else self.dose_e_per_a2
+        assert level is not None  # noise_levels() gives every level an SNR or a dose
+        return float(level)
 
     def stream_key(self) -> tuple[int, int]:
         """``(kind, level)`` part of the spawn key of this level's noise streams."""

@@ -49,8 +49,8 @@ logger = logging.getLogger(__name__)
 
 def _voxel_size(voxel_size_angstrom: float | Sequence[float]) -> float:
     if np.ndim(voxel_size_angstrom) == 0:
-        return check_positive("voxel_size_angstrom", float(voxel_size_angstrom))  # type: ignore[arg-type]
-    sizes = [float(s) for s in voxel_size_angstrom]  # type: ignore[union-attr]
+        return check_positive("voxel_size_angstrom", float(np.asarray(voxel_size_angstrom)))
+    sizes = [float(s) for s in np.asarray(voxel_size_angstrom)]
     for s in sizes:
         check_positive("voxel_size_angstrom", s)
     if max(sizes) - min(sizes) > 1e-3 * max(sizes):

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.io.atomic import atomic_output
-from cryoden.models import SCHEME_ALIASES, check_safetensors
+from cryoden.models import SCHEME_ALIASES, check_safetensors, read_tensors
 from cryoden.nets.config import NetworkConfig
 
 CHECKPOINT_JSON = "checkpoint.json"
@@ -228,8 +228,8 @@ def read_checkpoint(
     """
     record = _read_record(directory, identity)
     weights_path = directory / record["weights_file"]
-    check_safetensors(weights_path)
-    tensors = load_file(str(weights_path))
+    header = check_safetensors(weights_path)
+    tensors = read_tensors(weights_path, header.tensors, finite=False)
     network.load_state_dict(_prefixed(tensors, "model/"))
     optimizer.load_state_dict(_optimizer_state(tensors, record["optimizer"]))
     generator.set_state(tensors["rng/generator"])

@@ -20,10 +20,21 @@ def _check_positive_int(name: str, value: object) -> None:
         raise ParameterError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _positive_finite(value: object) -> bool:
+    """Whether ``value`` is a real number, finite and above 0 (NaN and booleans are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value > 0
+
+
 def _check_fraction(name: str, value: object, *, closed_high: bool) -> None:
     """``value`` in ``[0, 1]`` (``closed_high``) or ``[0, 1)``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and 0.0 <= value and (value <= 1.0 if closed_high else value < 1.0)
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0.0 <= value
+        and (value <= 1.0 if closed_high else value < 1.0)
+    )
     if not ok:
         bound = "[0, 1]" if closed_high else "[0, 1)"
         raise ParameterError(f"{name} must be in {bound}, got {value!r}")
@@ -101,16 +112,20 @@ class TrainConfig:
         for name in ("threads", "early_stopping_patience"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ParameterError(f"max_minutes must be positive, got {self.max_minutes}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ParameterError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.max_minutes is not None and not _positive_finite(self.max_minutes):
+            raise ParameterError(
+                f"max_minutes must be a positive finite number, got {self.max_minutes!r}"
+            )
+        if not _positive_finite(self.learning_rate):
+            raise ParameterError(
+                f"learning_rate must be a positive finite number, got {self.learning_rate!r}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ParameterError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         _check_fraction("min_lr_fraction", self.min_lr_fraction, closed_high=True)
-        if not 0.0 < self.plateau_factor < 1.0:
+        if not _positive_finite(self.plateau_factor) or not self.plateau_factor < 1.0:
             raise ParameterError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
         check_loss(self.loss)
         _check_fraction("validation_fraction", self.validation_fraction, closed_high=False)

@@ -7,6 +7,7 @@ patches with random flips and 90° rotations from such arrays.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,17 +15,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from cryoden.errors import ParameterError
+from cryoden.errors import InputFileError, ParameterError
 from cryoden.models.normalization import NormalizationSpec
 
+logger = logging.getLogger(__name__)
 
-def _as_image(array: np.ndarray, what: str) -> np.ndarray:
+
+def _as_image(array: np.ndarray, what: str, source: str | None = None) -> np.ndarray:
+    """``array`` as a float32 2D image; a non-finite one is refused, naming its ``source``
+    file when known (:class:`InputFileError`), else ``what`` (:class:`ParameterError`)."""
     image = np.asarray(array, dtype=np.float32)
     if image.ndim != 2:
         raise ParameterError(f"{what} must be a 2D image, got shape {image.shape}")
     if not np.isfinite(image).all():
-        raise ParameterError(f"{what} contains NaN or infinite values")
+        bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+        problem = f"contains NaN or infinite values ({bad} of {image.size} pixels)"
+        if source is not None:
+            raise InputFileError(source, problem)
+        raise ParameterError(f"{what} {problem}")
     return image
+
+
+def _source(sources: list[str] | None, i: int) -> str | None:
+    return sources[i] if sources is not None and i < len(sources) else None
 
 
 class ImageDataset:
@@ -103,10 +116,12 @@ class PairDataset(ImageDataset):
         spec = normalization or NormalizationSpec()
         images = []
         for i, (a, b) in enumerate(pairs):
-            a = _as_image(a, f"pair {i} image a")
-            b = _as_image(b, f"pair {i} image b")
+            name = _source(sources, i)
+            a = _as_image(a, f"pair {i} image a", None if name is None else f"{name} (a)")
+            b = _as_image(b, f"pair {i} image b", None if name is None else f"{name} (b)")
             if a.shape != b.shape:
-                raise ParameterError(f"pair {i}: a has shape {a.shape} but b has {b.shape}")
+                where = f"pair {i}" if name is None else name
+                raise ParameterError(f"{where}: a has shape {a.shape} but b has {b.shape}")
             norm = spec.fit(np.stack([a, b]))
             images.append(np.stack([norm.apply(a), norm.apply(b)]))
         if not images:
@@ -151,7 +166,7 @@ class SingleDataset(ImageDataset):
         spec = normalization or NormalizationSpec()
         arrays = []
         for i, image in enumerate(images):
-            image = _as_image(image, f"image {i}")
+            image = _as_image(image, f"image {i}", _source(sources, i))
             arrays.append(spec.fit(image).apply(image)[None])
         if not arrays:
             raise ParameterError("no training images given")
@@ -259,17 +274,69 @@ def _as_arrays(images: ImageDataset | Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(im, dtype=np.float32) for im in images]
 
 
+def check_patch_fits(images: ImageDataset | Sequence[np.ndarray], patch: int) -> None:
+    """Refuse, before training, an image smaller than the patch, naming its source file when
+    the dataset knows it."""
+    arrays = _as_arrays(images)
+    sources = images.sources if isinstance(images, ImageDataset) else None
+    for i, im in enumerate(arrays):
+        if min(im.shape[-2:]) < patch:
+            name = _source(sources, i)
+            problem = (
+                f"image of {im.shape[-2]}×{im.shape[-1]} pixels is smaller than the patch "
+                f"size {patch}; use a smaller patch"
+            )
+            if name is not None:
+                raise InputFileError(name, problem)
+            raise ParameterError(f"training image {i}: {problem}")
+
+
+def split_single_image(
+    image: np.ndarray, validation_fraction: float, patch: int | None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Hold out a region of a lone training image for validation.
+
+    The last ``validation_fraction`` of the image along its longer side (at least ``patch``
+    pixels) is the validation image and the rest the training image, so validation patches
+    never overlap training pixels. When the image cannot spare a region of ``patch`` pixels
+    and keep ``patch`` for training, nothing is held out (the training loss stands in for the
+    validation loss, and there is no early stopping). Either way, the log says which.
+    """
+    axis = -2 if image.shape[-2] >= image.shape[-1] else -1
+    length = int(image.shape[axis])
+    need = patch or 1
+    n_val = max(need, round(length * validation_fraction))
+    if length - n_val < need:
+        logger.warning(
+            "one training image of %d×%d pixels: too small to hold out a validation region of "
+            "%d pixels; no validation (the training loss picks the best epoch, no early "
+            "stopping)",
+            image.shape[-2], image.shape[-1], need,
+        )  # fmt: skip
+        return [image], []
+    cut = length - n_val
+    train = image[:, :cut] if axis == -2 else image[:, :, :cut]
+    val = image[:, cut:] if axis == -2 else image[:, :, cut:]
+    logger.info(
+        "one training image: its last %d %s (%.0f%%) are held out for validation",
+        n_val, "rows" if axis == -2 else "columns", 100.0 * n_val / length,
+    )  # fmt: skip
+    return [np.ascontiguousarray(train)], [np.ascontiguousarray(val)]
+
+
 def training_data(
     train_images: ImageDataset | Sequence[np.ndarray],
     val_images: ImageDataset | Sequence[np.ndarray] | None,
     *,
     validation_fraction: float,
     seed: int,
+    patch: int | None = None,
 ) -> TrainingData:
     """The training and validation arrays, checked to be ``(C, H, W)``, with their summary.
 
     Without ``val_images``, ``validation_fraction`` of the whole training images are held out
-    (:func:`split_indices` with ``seed``).
+    (:func:`split_indices` with ``seed``); a single training image gives up a region instead
+    (:func:`split_single_image`, at least ``patch`` pixels wide).
 
     Raises
     ------
@@ -282,7 +349,13 @@ def training_data(
         if train_images.sources is not None:
             summary["sources"] = list(train_images.sources)
     train_list = _as_arrays(train_images)
-    if val_images is None:
+    for im in train_list:
+        if im.ndim != 3:
+            raise ParameterError(f"training images must be (C, H, W), got shape {im.shape}")
+    if val_images is None and len(train_list) == 1 and validation_fraction > 0:
+        train_list, val_list = split_single_image(train_list[0], validation_fraction, patch)
+        summary["validation"] = "held-out region of the one image" if val_list else "none"
+    elif val_images is None:
         train_idx, val_idx = split_indices(len(train_list), validation_fraction, seed=seed)
         val_list = [train_list[i] for i in val_idx]
         train_list = [train_list[i] for i in train_idx]

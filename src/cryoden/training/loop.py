@@ -3,7 +3,9 @@
 :func:`train` samples random patches, asks the scheme for a loss and steps Adam; after each
 epoch it evaluates fixed validation patches, keeps the best-validation weights as a model file
 at ``out`` and writes a resumable checkpoint (:mod:`cryoden.training.checkpoint`). It stops at
-whichever comes first of the epoch count, the time limit and early stopping.
+whichever comes first of the epoch count, the time limit and early stopping. A run holds an
+exclusive lock on ``out`` (:mod:`cryoden.training.lock`): a second run into the same output is
+refused, not interleaved.
 
 The run changes no global torch setting for its caller: the global random generator, the thread
 count and the deterministic-algorithms mode are restored when :func:`train` returns.
@@ -30,7 +32,8 @@ from cryoden.nets.device import default_device
 from cryoden.nets.registry import build_network
 from cryoden.training.checkpoint import EpochRecord, default_checkpoint_dir
 from cryoden.training.config import TrainConfig
-from cryoden.training.data import ImageDataset, TrainingData, training_data
+from cryoden.training.data import ImageDataset, TrainingData, check_patch_fits, training_data
+from cryoden.training.lock import output_lock
 from cryoden.training.run import ProgressCallback, TrainingRun
 from cryoden.training.schemes import Scheme, make_scheme
 
@@ -221,9 +224,11 @@ def train(
     config = train_config
     if isinstance(scheme, str):
         scheme = make_scheme(scheme, loss=config.loss)
+    check_patch_fits(train_images, config.patch)
     data = training_data(
-        train_images, val_images, validation_fraction=config.validation_fraction, seed=config.seed
-    )
+        train_images, val_images, validation_fraction=config.validation_fraction,
+        seed=config.seed, patch=config.patch,
+    )  # fmt: skip
     _check_fit(scheme, network_config, data, config)
     if data_summary:
         data.summary["data"] = data_summary
@@ -234,7 +239,7 @@ def train(
     options_of = getattr(scheme, "scheme_options", None)
     if options_of is not None:  # recorded in the model file and the checkpoint
         identity["scheme_options"] = dict(options_of())
-    with _scoped_torch_state(config.threads, dev):
+    with output_lock(out), _scoped_torch_state(config.threads, dev):
         run = TrainingRun(
             scheme, network_config, config, data,
             normalization=data.normalization or normalization or NormalizationSpec(),

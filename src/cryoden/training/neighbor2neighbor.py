@@ -86,7 +86,7 @@ def _cells(images: torch.Tensor) -> torch.Tensor:
 
 
 def draw_neighbour_pairs(
-    shape: tuple[int, int, int, int], *, generator: torch.Generator
+    shape: tuple[int, ...], *, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random neighbour pairs, one per 2 x 2 cell of each image.
 

@@ -84,7 +84,7 @@ def mask_cell_size(mask_fraction: float) -> int:
 
 
 def stratified_coordinates(
-    shape: tuple[int, int, int, int], *, cell: int, generator: torch.Generator
+    shape: tuple[int, ...], *, cell: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stratified random pixel positions: at most one per ``cell x cell`` cell of each image.
 
@@ -231,8 +231,9 @@ def blind_spot_mask(
             f"got {tuple(images.shape[-2:])}"
         )
     cell = mask_cell_size(mask_fraction)
-    coords = stratified_coordinates(tuple(images.shape), cell=cell, generator=generator)
-    coords = tuple(index.to(images.device) for index in coords)
+    drawn = stratified_coordinates(tuple(images.shape), cell=cell, generator=generator)
+    b, c, y, x = (index.to(images.device) for index in drawn)
+    coords = (b, c, y, x)
     mask = torch.zeros(images.shape, dtype=torch.bool, device=images.device)
     mask[coords] = True
     values = replacement_values(

@@ -131,7 +131,10 @@ class TrainingRun:
                     f"the initial weights do not fit the {self.network_config.arch} network "
                     f"({first})"
                 ) from None
-        network = network.to(device=self.device, memory_format=self.memory_format)
+        # Module.to takes memory_format (documented); torch's overloads omit it.
+        network = network.to(  # type: ignore[call-overload]
+            device=self.device, memory_format=self.memory_format
+        )
         network.train()
         return network
 
@@ -222,7 +225,9 @@ class TrainingRun:
     def evaluate_initial_weights(self, best_network: nn.Module) -> None:
         """Fine-tuning never ends worse than it started: the initial weights are the first
         candidate for the best model (epoch 0), judged on the same validation patches."""
-        self.state.best_loss = self.validate()  # type: ignore[assignment]
+        loss = self.validate()
+        assert loss is not None  # train() calls this only when there are validation patches
+        self.state.best_loss = loss
         self.state.best_epoch = 0
         self.save_best(best_network)
         logger.info("initial weights: validation loss %.6g", self.state.best_loss)
