@@ -111,7 +111,7 @@ def main() -> None:
     except typer.TyperException as exc:  # typer's parser: usage errors and the like
         if type(exc).__name__ == "NoArgsIsHelpError":
             # `cryoden` or `cryoden train` alone: show the help.
-            exc.show()  # type: ignore[attr-defined]
+            exc.show()  # type: ignore[attr-defined]  # click's exceptions have show(); typer's base type does not declare it
             raise SystemExit(exc.exit_code) from None
         common.fail(_usage_line(exc), code=exc.exit_code)
     except typer.Abort:

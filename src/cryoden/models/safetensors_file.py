@@ -91,23 +91,28 @@ def _entry(path: Path, name: str, raw: object, data_bytes: int) -> TensorEntry:
     dtype, shape, offsets = raw.get("dtype"), raw.get("shape"), raw.get("data_offsets")
     if dtype not in DTYPE_BYTES:
         raise InputFileError(path, f"tensor {name!r} has an unknown dtype {dtype!r}")
-    ints = (
-        isinstance(shape, list)
-        and isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in shape + offsets)
-    )
-    if not ints:
+    dims = _non_negative_ints(shape)
+    byte_range = _non_negative_ints(offsets)
+    if dims is None or byte_range is None or len(byte_range) != 2:
         raise InputFileError(path, f"tensor {name!r} has a malformed shape or byte range")
-    begin, end = offsets  # type: ignore[misc]
-    nbytes = math.prod(shape) * DTYPE_BYTES[dtype]  # type: ignore[arg-type]
+    begin, end = byte_range
+    nbytes = math.prod(dims) * DTYPE_BYTES[dtype]
     if not begin <= end <= data_bytes or end - begin != nbytes:
         raise InputFileError(
             path,
-            f"tensor {name!r} claims bytes {begin}..{end} for shape {tuple(shape)} "  # type: ignore[arg-type]
+            f"tensor {name!r} claims bytes {begin}..{end} for shape {dims} "
             f"{dtype}, which the file's {data_bytes} data bytes do not hold",
         )
-    return TensorEntry(dtype=dtype, shape=tuple(shape), nbytes=nbytes)  # type: ignore[arg-type]
+    return TensorEntry(dtype=dtype, shape=dims, nbytes=nbytes)
+
+
+def _non_negative_ints(value: object) -> tuple[int, ...] | None:
+    """``value`` as a tuple of non-negative integers if it is a JSON list of them, else None."""
+    if not isinstance(value, list):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return None
+    return tuple(value)
 
 
 def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:

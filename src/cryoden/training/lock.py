@@ -21,7 +21,7 @@ from cryoden.io.atomic import make_output_folder
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no flock on this platform; the lock is skipped
 
 
 class OutputBusyError(OutputFileError):
