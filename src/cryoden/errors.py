@@ -44,3 +44,21 @@ class OutputFileError(CryodenError):
 
 class ParameterError(CryodenError, ValueError):
     """A parameter outside its valid range (for example a cutoff outside (0, 1])."""
+
+
+class DegenerateModelError(CryodenError):
+    """Training ended with a model that is no denoiser (no better than predicting each patch's
+    mean, or an inverted output); it was kept aside, not saved as the model."""
+
+    def __init__(
+        self, path: str | PathLike[str], reason: str, kept: str | PathLike[str] | None
+    ) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.kept = None if kept is None else str(kept)
+        where = "discarded" if kept is None else f"kept as {self.kept}"
+        super().__init__(
+            f"{self.path}: training ended with a degenerate model ({reason}); it was not saved "
+            f"as the model ({where}); try more steps, a lower learning rate, another seed, or "
+            "Noise2Noise pairs"
+        )

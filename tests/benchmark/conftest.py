@@ -28,7 +28,7 @@ CHROMIUM = "/usr/bin/chromium"
 #: Every method that needs no optional package, in drawing order (learned ones first).
 ALL_BUILTIN: tuple[str, ...] = tuple(m.name for m in METHODS if m.requires is None)
 #: The methods of the synthetic report: one of each kind is enough for its figures and tables.
-REPORT_METHODS: tuple[str, ...] = ("n2n-seed5", "n2v", "lowpass-0.05", "lowpass-best")
+REPORT_METHODS: tuple[str, ...] = ("n2n-seed5", "n2v", "supervised", "lowpass-0.05", "lowpass-best")
 
 
 def fake_results(methods: tuple[str, ...] = ALL_BUILTIN) -> dict[str, Any]:
@@ -49,13 +49,14 @@ def fake_results(methods: tuple[str, ...] = ALL_BUILTIN) -> dict[str, Any]:
             }
         )
         for k, method in enumerate(methods):
-            quality = 1.0 - 0.05 * k
+            quality = 1.2 if method == "supervised" else 1.0 - 0.05 * k
             cutoff = 0.2 + 0.6 * snr * quality
             rows.append(
                 {
                     "method": method,
                     "snr": snr,
                     "snr_index": s,
+                    "status": "ok",
                     "psnr": 15 + 12 * snr * quality + (0 if k else 1) + (0.003 if s == 3 else 0),
                     "ssim": 0.3 + snr * quality,
                     "cc": 0.5 + 0.8 * snr * quality,
@@ -133,16 +134,12 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from cryoden.benchmark.runner import run_study
 
     out = tmp_path_factory.mktemp("tiny-study")
-    config = preset("tiny")
+    config = preset("tiny")  # one torch thread (the preset's), set by the study for every cell
+    assert config.threads == 1
     calls: list[tuple[int, int]] = []
-    # One torch thread, as the shared ``one_thread`` fixture does (module-scoped, so not usable
-    # here): tiny networks gain nothing from threads, and a busy machine punishes oversubscription.
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run = run_study(config, out, progress=lambda done, total: calls.append((done, total)))
-    finally:
-        torch.set_num_threads(threads)
+    run = run_study(config, out, progress=lambda done, total: calls.append((done, total)))
+    assert torch.get_num_threads() == threads  # the study restores the caller's count
     snapshot = {name: (out / name).read_text() for name in ("results.json", "report.md")}
     return {"out": out, "config": config, "run": run, "progress": calls, "snapshot": snapshot}
 

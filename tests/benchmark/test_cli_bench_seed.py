@@ -23,6 +23,8 @@ def test_help_shows_an_example():
     assert result.exit_code == 0
     assert "--structure" in result.output and "--methods" in result.output
     assert " min" not in result.output  # no timings: the run's length depends on the machine
+    assert "--train-steps" in result.output and "--threads" in result.output
+    assert "--train-seconds" not in result.output  # budgets are steps, not wall time
 
 
 @pytest.mark.slow
@@ -50,7 +52,8 @@ def test_runs_and_writes_provenance(tmp_path):
         (["--methods", "n2n-seed5,foo"], "--methods: unknown method 'foo'"),
         (["--methods", "median,median"], "--methods: a method is repeated"),
         (["--seed", "-1"], "--seed must be >= 0"),
-        (["--train-seconds", "0"], "--train-seconds must be > 0"),
+        (["--train-steps", "0"], "--train-steps must be >= 1"),
+        (["--threads", "0"], "--threads must be in [1, 1024]"),
     ],
 )
 def test_bad_options_are_user_errors(tmp_path, extra, message):

@@ -87,6 +87,41 @@ def test_findings_follow_the_numbers(make_fake_results):
     assert "the 4-level network is clearly better" in text
 
 
+def test_ceiling_gap_is_stated_per_method_and_snr(make_fake_results, tmp_path):
+    results = make_fake_results()
+    psnr = {(r["method"], r["snr_index"]): r["psnr"] for r in results["results"]}
+    text = " ".join(findings(results))
+    gap = psnr[("n2n-unet", 2)] - psnr[("supervised", 2)]
+    assert f"n2n-unet is {abs(gap):.2f} dB below supervised at SNR 0.1189" in text
+    assert "Best by PSNR (supervised aside)" in text and "self-supervised method beats" in text
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    md = write_report(path)["md"].read_text()
+    assert "PSNR gap to the supervised ceiling" in md
+    assert f"| n2n-unet | {psnr[('n2n-unet', 0)] - psnr[('supervised', 0)]:+.2f} |" in md
+
+
+def test_cells_below_the_noisy_cc_are_flagged(make_fake_results, tmp_path):
+    results = make_fake_results()
+    row = next(r for r in results["results"] if r["method"] == "n2v" and r["snr_index"] == 0)
+    row["cc"] = row["cc_noisy"] - 0.5  # an inverted output
+    text = " ".join(findings(results))
+    assert (
+        "Warning: CC with the clean image below the noisy input's (learned method): n2v at SNR 0.01."
+        in text
+    )
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    paths = write_report(path)
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    assert '<div class="warnings" id="warnings"><h2>Warnings</h2>' in html
+    assert html.index('id="warnings"') < html.index("Reading of the results")
+    assert "## Warnings" in md and "n2v at SNR 0.01" in md
+    assert f"| n2v | {row['cc']:.3f} ⚠ |" in md
+    # and nothing is flagged when every cell beats the noisy input
+    assert "Warning" not in " ".join(findings(make_fake_results()))
+
+
 def test_bad_results_file(tmp_path):
     with pytest.raises(InputFileError, match="file not found"):
         read_results(tmp_path / "missing.json")

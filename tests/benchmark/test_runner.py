@@ -12,12 +12,13 @@ import shutil
 import numpy as np
 import pytest
 
-from cryoden.benchmark import runner
+from cryoden.benchmark import methods, runner
+from cryoden.benchmark.findings import findings
 from cryoden.benchmark.registry import LEARNED_METHODS, default_methods, get_method
 from cryoden.benchmark.report import write_report
-from cryoden.benchmark.runner import run_study
+from cryoden.benchmark.runner import TIMING_KEYS, run_study
 from cryoden.benchmark.study import preset
-from cryoden.errors import InputFileError
+from cryoden.errors import DegenerateModelError, InputFileError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,6 +32,7 @@ ROW_KEYS = {
     "frc",
     "frc_resolution",
     "seconds",
+    "status",
 }
 
 
@@ -73,7 +75,16 @@ def test_every_method_and_snr_cell_is_present(tiny_study):
     assert results["config"]["preset"] == "tiny" and "provenance" in results
     learned = [r for r in results["results"] if r["method"] in LEARNED_METHODS]
     assert {r["method"] for r in learned} == set(LEARNED_METHODS)
-    assert all(r["seconds"] > 0 and r["parameters"]["steps"] >= 1 for r in learned)
+    config = tiny_study["config"]
+    for row in learned:
+        # exactly the budget of steps (more from random weights: the highest SNR's cell), on the
+        # study's threads; wall time recorded as a result
+        steps = config.cell_steps(warm=row["snr_index"] != config.snr_order[0])
+        assert row["status"] == "ok" and row["training"]["steps"] == steps, row["training"]
+        assert row["training"]["threads"] == tiny_study["config"].threads
+        assert row["training"]["wall_seconds"] > 0 and row["seconds"] > 0
+    assert results["config"]["train_steps"] == config.train_steps
+    assert "train_seconds" not in results["config"]
     described = results["config"]["method_descriptions"]
     assert described == {m: get_method(m).description for m in methods}
 
@@ -161,8 +172,9 @@ def test_report_regenerates_from_the_results_alone(tiny_study, tmp_path):
 
 
 @pytest.mark.slow
-def test_learned_cells_warm_start_from_the_previous_snr(tiny_study):
-    """Each learned cell keeps its model; the next SNR's cell starts from it."""
+def test_learned_cells_warm_start_from_the_next_higher_snr(tiny_study):
+    """Each learned cell keeps its model; the next lower SNR's cell starts from it (a curriculum
+    from easy to hard: only the highest SNR trains from random weights)."""
     results = json.loads((tiny_study["out"] / "results.json").read_text())
     assert results["config"]["warm_start"] is True
     cells = tiny_study["out"] / "cells"
@@ -174,11 +186,11 @@ def test_learned_cells_warm_start_from_the_previous_snr(tiny_study):
         origin = row["parameters"]["initialised_from"]
         rate = row["parameters"]["train"]["learning_rate"]
         config = results["config"]
-        if s == 0:
+        if s == len(config["snr_levels"]) - 1:  # the tiny preset's SNRs ascend
             assert origin == "random weights"
             assert rate == pytest.approx(config["learning_rate"])
         else:
-            assert f"{method}__snr{s - 1:02d}.safetensors" in origin
+            assert f"{method}__snr{s + 1:02d}.safetensors" in origin
             # warm-started cells fine-tune at a lower rate
             assert rate == pytest.approx(config["learning_rate"] * config["warm_start_lr_factor"])
 
@@ -193,15 +205,72 @@ def test_cold_start_trains_every_cell_from_random_weights(tmp_path):
     assert {r["parameters"]["initialised_from"] for r in rows} == {"random weights"}
 
 
-def test_a_missing_previous_model_falls_back_to_random_weights(tmp_path, caplog):
+def test_a_missing_warm_start_model_falls_back_to_random_weights(tmp_path, caplog):
     config = preset(
         "tiny", methods=("n2n-unet",), snr_levels=(0.1, 0.2), montage_snr_indices=(0, 1)
     )
+    assert config.snr_order == (1, 0) and config.warm_start_source(0) == 1
     run_study(config, tmp_path, report=False)
-    (tmp_path / "cells" / "n2n-unet__snr01.json").unlink()
-    (tmp_path / "cells" / "n2n-unet__snr00.safetensors").unlink()
+    (tmp_path / "cells" / "n2n-unet__snr00.json").unlink()
+    (tmp_path / "cells" / "n2n-unet__snr01.safetensors").unlink()
     run = run_study(config, tmp_path, report=False)
     assert (run.computed, run.reused) == (1, 1)
     rows = json.loads((tmp_path / "results.json").read_text())["results"]
-    assert rows[1]["parameters"]["initialised_from"] == "random weights"
-    assert "no model of the previous SNR" in caplog.text
+    assert [r["snr_index"] for r in rows] == [0, 1]  # listed by SNR, whatever the run order
+    assert rows[0]["parameters"]["initialised_from"] == "random weights"
+    assert "no model of the next higher SNR" in caplog.text
+
+
+def _without_timing(value):
+    """``value`` with every timing field (wall times: results of a run, not of its settings)
+    removed, recursively."""
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+@pytest.mark.slow
+def test_a_seeded_run_gives_identical_numbers(tiny_study, tmp_path):
+    """Budgets in steps and a fixed thread count: a second run of some of the tiny study's
+    methods, same seed, gives the session run's numbers exactly (timing fields aside)."""
+    subset = ("n2v", "n2n-unet", "gaussian")
+    run_study(tiny_study["config"].replace(methods=subset), tmp_path, report=False)
+    again = json.loads((tmp_path / "results.json").read_text())
+    first = json.loads(tiny_study["snapshot"]["results.json"])
+    rows = {(r["method"], r["snr_index"]): r for r in first["results"] if r["method"] in subset}
+    rerun = {(r["method"], r["snr_index"]): r for r in again["results"]}
+    assert len(rows) == len(rerun) == 3 * len(tiny_study["config"].snr_levels)
+    assert rerun.keys() == rows.keys()
+    for key, row in rows.items():
+        assert _without_timing(rerun[key]) == _without_timing(row), key
+    assert _without_timing(again["noisy"]) == _without_timing(first["noisy"])
+
+
+def test_a_degenerate_cell_is_recorded_not_scored(tmp_path, monkeypatch):
+    """A training that ends with a degenerate model: the cell keeps its status and reason, no
+    scores, a warning in the reading and the report; the study goes on."""
+
+    def degenerate(*args, out, **kwargs):
+        raise DegenerateModelError(out, "output anti-correlated with its input's low-pass", None)
+
+    monkeypatch.setattr(methods, "train", degenerate)
+    config = preset(
+        "tiny", methods=("n2v", "gaussian"), snr_levels=(0.01, 0.5), montage_snr_indices=(0, 1)
+    )
+    run = run_study(config, tmp_path)
+    assert run.computed == 4
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = {(r["method"], r["snr_index"]): r for r in results["results"]}
+    for s in (0, 1):
+        row = rows[("n2v", s)]
+        assert row["status"] == "degenerate" and "anti-correlated" in row["reason"]
+        assert row["psnr"] is None and row["cc"] is None and row["frc"] is None
+        assert rows[("gaussian", s)]["status"] == "ok" and rows[("gaussian", s)]["psnr"] > 0
+    assert not list((tmp_path / "cells").glob("n2v__*.safetensors"))
+    text = " ".join(findings(results))
+    assert "Warning: n2v at SNR 0.01 has no result: degenerate" in text
+    md = (tmp_path / "report.md").read_text()
+    assert "## Warnings" in md and "n2v at SNR 0.5 has no result" in md
+    assert "| n2v | degenerate | degenerate |" in md

@@ -19,6 +19,8 @@ from cryoden.benchmark.methods import (
     make_study_scheme,
     network_config_for,
     run_method,
+    train_config_for,
+    training_data,
 )
 from cryoden.benchmark.registry import METHOD_NAMES, METHODS, get_method, parse_methods
 from cryoden.benchmark.store import CellStore
@@ -65,7 +67,9 @@ def test_every_record_is_complete_and_runnable():
 
 def test_learned_order_is_stable():
     """A learned method's position derives its training seeds: new ones go last."""
-    assert registry.LEARNED_METHODS == ("n2n-seed5", "n2n-seed4", "n2n-unet", "n2v", "ne2ne")
+    assert registry.LEARNED_METHODS == (
+        "n2n-seed5", "n2n-seed4", "n2n-unet", "n2v", "ne2ne", "supervised"
+    )  # fmt: skip
     assert METHOD_NAMES[: len(registry.LEARNED_METHODS)] == registry.LEARNED_METHODS
 
 
@@ -80,7 +84,7 @@ def test_presets_and_study_levels():
     assert quick.snr_levels == STUDY_SNR_LEVELS and len(quick.snr_levels) == 10
     assert quick.snr_levels[0] == pytest.approx(0.01) and quick.snr_levels[-1] == pytest.approx(0.5)
     full = preset("full")
-    assert full.image_size > quick.image_size and full.train_seconds > quick.train_seconds
+    assert full.image_size > quick.image_size and full.train_steps > quick.train_steps
     tiny = preset("tiny")
     assert tiny.image_size < quick.image_size
     # the tiny preset keeps the study's extremes and one level between them
@@ -90,18 +94,48 @@ def test_presets_and_study_levels():
         preset("huge")
 
 
-def test_quick_preset_fits_the_time_budget():
-    """10 SNRs x 5 learned methods x train_seconds + overheads stays under 13 minutes."""
+def test_budgets_are_steps_and_threads_not_wall_time():
+    """Every learned cell trains exactly train_steps steps on the study's threads: no time
+    limit and no early stopping, so nothing in a cell depends on the machine's speed."""
     quick = preset("quick")
-    assert len(quick.learned_methods) == 5
-    training = len(quick.snr_levels) * len(quick.learned_methods) * quick.train_seconds
-    assert training <= 12 * 60
-    assert quick.estimated_seconds() < 13 * 60
+    assert len(quick.learned_methods) == 6
+    # per method: the highest SNR's cell from random weights, nine warm-started ones
+    assert quick.total_train_steps == 6 * (2 + 9) * quick.train_steps
+    assert quick.replace(warm_start=False).total_train_steps == 6 * 10 * 2 * quick.train_steps
+    data = simulate_study_images(preset("tiny")).at(0)
+    for name in quick.learned_methods:
+        for warm, steps in ((True, quick.train_steps), (False, 2 * quick.train_steps)):
+            train = train_config_for(get_method(name), data, quick, warm=warm)
+            assert train.max_steps == steps and train.max_minutes is None
+            assert train.early_stopping_patience is None and train.threads == quick.threads
+    assert 1 <= preset("quick").threads <= 2 and preset("tiny").threads == 1
+
+
+def test_supervised_is_n2n_unet_trained_on_clean_targets():
+    """The ceiling: n2n-unet's network; noisy inputs paired with their clean images, the pair
+    normalised with the noisy image's parameters (so outputs come back in its scale)."""
+    config = preset("tiny")
+    supervised, n2n_unet = get_method("supervised"), get_method("n2n-unet")
+    assert supervised.trains_on_clean and not n2n_unet.trains_on_clean
+    assert network_config_for(supervised, config) == network_config_for(n2n_unet, config)
+    data = simulate_study_images(config).at(1)
+    train, val = training_data(supervised, data)
+    assert len(train) == 2 * config.n_train and len(val) == 2 * config.n_val
+    noisy = [*data.train_a, *data.train_b]
+    clean = [*data.clean.train, *data.clean.train]
+    for image, a, c in zip(train.images, noisy, clean):
+        # one affine map (the noisy image's) takes both raw images to the stored channels
+        scale = np.std(image[0]) / np.std(a)
+        offset = np.mean(image[0]) - scale * np.mean(a)
+        np.testing.assert_allclose(image[1], scale * c + offset, atol=1e-4)
+        np.testing.assert_allclose(image[0], scale * a + offset, atol=1e-4)
 
 
 def test_config_validation():
-    with pytest.raises(ParameterError, match="train_seconds"):
-        StudyConfig(train_seconds=0)
+    with pytest.raises(ParameterError, match="train_steps"):
+        StudyConfig(train_steps=0)
+    with pytest.raises(ParameterError, match="threads"):
+        StudyConfig(threads=0)
     with pytest.raises(ParameterError, match="methods"):
         StudyConfig(methods=("n2n-seed5", "magic"))
     with pytest.raises(ParameterError, match="montage_snr_indices"):
@@ -113,7 +147,8 @@ def test_fingerprint_ignores_the_method_list():
     b = preset("tiny", methods=("gaussian", "median"))
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != preset("tiny", seed=1).fingerprint()
-    assert a.fingerprint() != preset("tiny", train_seconds=1.0).fingerprint()
+    assert a.fingerprint() != preset("tiny", train_steps=7).fingerprint()
+    assert a.fingerprint() != preset("tiny", threads=2).fingerprint()
 
 
 def test_parse_methods_keeps_study_order_and_rejects_unknown():

@@ -77,7 +77,8 @@ def test_denoise_defaults_come_from_the_denoiser(cli, tmp_path, model_and_image)
 
 def test_train_options_default_to_the_train_config():
     options = dict.fromkeys(
-        ("epochs", "max_minutes", "patch", "batch", "steps", "lr", "loss", "patience", "seed",
+        ("epochs", "max_minutes", "patch", "batch", "steps_per_epoch", "steps", "lr", "loss",
+         "patience", "seed",
          "threads"),
     )  # fmt: skip
     assert _train_config(dict(options)) == TrainConfig()

@@ -406,7 +406,8 @@ def test_two_denoise_runs_keep_both_provenance_records(cli, tmp_path, images, ti
     (first,) = record["earlier_runs"]
     assert first["parameters"]["inputs"] == [str(images["a"])]
     assert first["parameters"]["outputs"] == [str(out / "a.mrc")]
-    assert sorted(p.name for p in out.iterdir()) == ["a.mrc", "b.mrc", PROVENANCE_NAME]
+    names = ["a.mrc", "b.mrc", PROVENANCE_NAME, "preview.png"]  # the preview of the last run
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
 
 
 def test_evaluate_json_is_strict_for_an_infinite_psnr(cli, images):

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 DPI = 100
 
+#: The FRC thresholds drawn as horizontal lines, with their line styles.
+FRC_LEVELS: tuple[tuple[float, str], ...] = ((0.5, "--"), (0.143, ":"))
+
 
 def line_style(method: str) -> dict[str, Any]:
     """Colour, line style and width of a method's curves, from its record (matplotlib's
@@ -67,22 +70,27 @@ def frc_figure(results: dict[str, Any], method: str) -> bytes:
     axes = figure.subplots(1, len(groups), sharey=True, squeeze=False)[0]
     cmap = colormaps["viridis"]
     for ax, group in zip(axes, groups):
+        plotted = 0
         for k, snr in enumerate(group):
             row = rows.get(round(snr, 10))
-            if row is None:
+            if row is None or row.get("frc") is None:  # no cell, or one without a result
                 continue
+            plotted += 1
             color = cmap(0.9 * k / max(len(group) - 1, 1))
             ax.plot(
                 row["frc"]["frequency"], row["frc"]["correlation"], color=color,
                 label=f"SNR {snr:.4g}", lw=1.5,
             )  # fmt: skip
-        for level, style in ((0.5, "--"), (0.143, ":")):
+        for level, style in FRC_LEVELS:
             ax.axhline(level, color="0.4", ls=style, lw=0.8)
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.2, 1.02)
         ax.set_xlabel("spatial frequency (Nyquist = 1)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
+        if plotted:
+            ax.legend(fontsize=8, loc="upper right")
+        else:  # every cell of the panel without a result
+            ax.text(0.5, 0.5, "no result", ha="center", va="center", transform=ax.transAxes)
     axes[0].set_ylabel("FRC (denoised vs clean)")
     figure.suptitle(f"{method}: Fourier ring correlation with the clean image")
     return _png(figure)
@@ -122,7 +130,8 @@ def resolution_figure(results: dict[str, Any], threshold: str = "0.143") -> byte
         rows = _rows(results, method)
         style = {k: v for k, v in line_style(method).items() if k != "lw"}
         ax.plot(
-            [r["snr"] for r in rows], [_value(r["frc_resolution"], threshold) for r in rows],
+            [r["snr"] for r in rows],
+            [_value(r.get("frc_resolution") or {}, threshold) for r in rows],
             marker="o", ms=3.5, label=method, **style,
         )  # fmt: skip
     noisy = sorted(results.get("noisy", []), key=lambda r: r["snr"])

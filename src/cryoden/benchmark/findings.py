@@ -1,8 +1,13 @@
 """A short plain-language reading of the study's numbers (generated, never hand-written).
 
-Every sentence is computed from ``results.json``: which method wins where, the depth study
-(``n2n-seed5`` against ``n2n-seed4``), CC of denoised against noisy images, what the 0.001
-low-pass leaves, and learned methods against filters tuned on a clean image.
+Every sentence is computed from ``results.json``: warnings first (cells with no result, cells
+that correlate worse with the clean image than their noisy input does), which method wins where,
+how far each method stays below the supervised ceiling, the depth study (``n2n-seed5`` against
+``n2n-seed4``), CC of denoised against noisy images, what the 0.001 low-pass leaves, and learned
+methods against filters tuned on a clean image.
+
+The module is longer than most because it is one reading: each section is a small function over
+the same table helpers, and splitting it would scatter those helpers.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cryoden.benchmark.registry import BY_NAME, METHODS, method_names
+from cryoden.benchmark.registry import BY_NAME, CEILING_METHOD, METHODS, method_names
 
 #: Filters whose parameter is chosen on a clean calibration image (an oracle).
 CALIBRATED_FILTERS: tuple[str, ...] = method_names("calibrated")
@@ -20,9 +25,15 @@ CALIBRATED_FILTERS: tuple[str, ...] = method_names("calibrated")
 STUDY_LOWPASS: tuple[str, ...] = method_names("fixed")
 N2N_METHODS: tuple[str, ...] = method_names("learned", scheme="n2n")
 LEARNED: tuple[str, ...] = method_names("learned")
+#: Learned methods that see no clean image (all but the supervised ceiling).
+SELF_SUPERVISED: tuple[str, ...] = tuple(
+    m.name for m in METHODS if m.learned and not m.trains_on_clean
+)
+#: The SNR at which the ceiling sentences quote a gap (the nearest level of the run).
+CEILING_QUOTE_SNR = 0.1
 #: Learned methods that train on single noisy images rather than pairs.
 SINGLE_IMAGE: tuple[str, ...] = tuple(
-    m.name for m in METHODS if m.learned and not m.trains_on_pairs
+    m.name for m in METHODS if m.learned and not m.trains_on_pairs and not m.trains_on_clean
 )
 
 # The study's own questions name its methods: the depth study compares the two seed networks,
@@ -108,9 +119,10 @@ def _present(results: dict[str, Any], methods: Sequence[str]) -> list[str]:
 
 
 def winners(results: dict[str, Any], metric: str = "psnr") -> list[str]:
-    """Sentences: the best method by ``metric`` over runs of SNRs."""
+    """Sentences: the best method by ``metric`` over runs of SNRs (the supervised ceiling, which
+    trains on clean images, set aside)."""
     snrs = [float(s) for s in results["snr_levels"]]
-    values = table(results, metric)
+    values = {m: v for m, v in table(results, metric).items() if m != CEILING_METHOD}
     best: dict[float, str] = {}
     for snr in snrs:
         candidates = [(v[snr], m) for m, v in values.items() if v.get(snr) is not None]
@@ -121,11 +133,122 @@ def winners(results: dict[str, Any], metric: str = "psnr") -> list[str]:
         by_method.setdefault(method, []).append(snr)
     order = sorted(by_method, key=lambda m: -len(by_method[m]))
     label = {"psnr": "PSNR", "cc": "CC", "ssim": "SSIM"}.get(metric, metric)
+    if CEILING_METHOD in results["methods"]:
+        label += f" ({CEILING_METHOD} aside)"
     parts = [
         f"{m} at SNR {_ranges(snrs, by_method[m])} ({len(by_method[m])} of {len(snrs)})"
         for m in order
     ]
     return [f"Best by {label}: " + "; ".join(parts) + "."] if parts else []
+
+
+def ceiling_gaps(results: dict[str, Any], metric: str = "psnr") -> dict[str, dict[float, float]]:
+    """``{method: {snr: method's value - the supervised ceiling's}}`` of every other method (a
+    negative PSNR gap is below the ceiling); empty without the ceiling."""
+    if CEILING_METHOD not in results["methods"]:
+        return {}
+    snrs = [float(s) for s in results["snr_levels"]]
+    values = table(results, metric)
+    top = values.get(CEILING_METHOD, {})
+    return {
+        m: {s: x - y for s, x, y in _paired(values.get(m, {}), top, snrs)}
+        for m in results["methods"]
+        if m != CEILING_METHOD
+    }
+
+
+def ceiling(results: dict[str, Any]) -> list[str]:
+    """Sentences: how far each self-supervised method stays below the supervised ceiling (PSNR),
+    quoted at the SNR nearest :data:`CEILING_QUOTE_SNR`, with the mean and the range."""
+    gaps = ceiling_gaps(results)
+    out = []
+    for method in _present(results, SELF_SUPERVISED):
+        by_snr = gaps.get(method, {})
+        if not by_snr:
+            continue
+        quote = min(by_snr, key=lambda s: abs(s - CEILING_QUOTE_SNR))
+        worst = min(by_snr, key=lambda s: by_snr[s])
+        best = max(by_snr, key=lambda s: by_snr[s])
+        out.append(
+            f"{method} is {_gap_text(by_snr[quote])} {CEILING_METHOD} at SNR {snr_text(quote)} "
+            f"(on average {_gap_text(float(np.mean(list(by_snr.values()))))} over "
+            f"{len(by_snr)} SNRs, from {_gap_text(by_snr[worst])} at SNR {snr_text(worst)} to "
+            f"{_gap_text(by_snr[best])} at SNR {snr_text(best)})."
+        )
+    if out:
+        out.insert(
+            0,
+            f"{CEILING_METHOD} trains the same U-Net as n2n-unet on the same noisy images with "
+            "their clean images as targets: the ceiling of the self-supervised methods (real "
+            "data has no clean images).",
+        )
+    return out
+
+
+def _gap_text(gap_db: float) -> str:
+    """``"0.20 dB below"`` / ``"0.20 dB above"`` for a PSNR difference to the ceiling."""
+    return f"{abs(gap_db):.2f} dB {'below' if gap_db < 0 else 'above'}"
+
+
+def below_noisy_cells(results: dict[str, Any]) -> dict[str, list[float]]:
+    """``{method: [snr, ...]}``: the scored cells whose CC with the clean image is below the
+    noisy input's (denoising made the image less like the clean one)."""
+    noisy = noisy_table(results, "cc")
+    out: dict[str, list[float]] = {}
+    for row in results["results"]:
+        snr = float(row["snr"])
+        reference = row.get("cc_noisy", noisy.get(snr))
+        if row.get("cc") is not None and reference is not None and row["cc"] < reference:
+            out.setdefault(row["method"], []).append(snr)
+    return out
+
+
+def unscored_cells(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows without a result (status other than ``"ok"``, e.g. a degenerate model)."""
+    return [r for r in results["results"] if r.get("status", "ok") != "ok"]
+
+
+def warnings(results: dict[str, Any]) -> list[str]:
+    """Sentences that start with "Warning:": cells without a result, cells below the noisy
+    input's CC (learned methods first), and models the trainer could not judge."""
+    snrs = [float(s) for s in results["snr_levels"]]
+    out = []
+    for row in unscored_cells(results):
+        out.append(
+            f"Warning: {row['method']} at SNR {snr_text(float(row['snr']))} has no result: "
+            f"{row.get('status')} ({row.get('reason') or 'no reason recorded'}); it is not "
+            "scored (a warm-started next SNR starts from random weights)."
+        )
+    below = below_noisy_cells(results)
+    order = [m for m in results["methods"] if m in below]
+    for group, what in ((LEARNED, "learned"), (None, "filter")):
+        names = [m for m in order if (m in LEARNED) == (group is not None)]
+        if names:
+            parts = "; ".join(f"{m} at SNR {_ranges(snrs, below[m])}" for m in names)
+            out.append(
+                f"Warning: CC with the clean image below the noisy input's ({what} "
+                f"{'methods' if len(names) > 1 else 'method'}): {parts}."
+            )
+    for row in results["results"]:
+        training = row.get("training") or {}
+        if training.get("degenerate"):
+            out.append(
+                f"Warning: {row['method']} at SNR {snr_text(float(row['snr']))}: the model may be "
+                f"degenerate ({training['degenerate']}); the run was too short to judge."
+            )
+    return out
+
+
+def training_notes(results: dict[str, Any]) -> list[str]:
+    """Sentences: what the trainer warned about in each learned cell (e.g. a validation loss
+    that never improved on the starting model's)."""
+    out = []
+    for row in results["results"]:
+        for text in (row.get("training") or {}).get("warnings") or []:
+            out.append(
+                f"Training note, {row['method']} at SNR {snr_text(float(row['snr']))}: {text}"
+            )
+    return out
 
 
 def n2n_trend(results: dict[str, Any]) -> list[str]:
@@ -225,14 +348,20 @@ def cc_vs_noisy(results: dict[str, Any]) -> list[str]:
     noisy = noisy_table(results, "cc")
     out = []
     for method in _present(results, LEARNED):
+        scored = [s for s, _, _ in _paired(cc[method], noisy, snrs)]
         better = [s for s, denoised, raw in _paired(cc[method], noisy, snrs) if denoised > raw]
-        worse = [s for s in snrs if s not in better]
+        worse = [s for s in scored if s not in better]
+        missing = [s for s in snrs if s not in scored]
+        if not scored:  # no result at all: the warnings say so
+            continue
         if not worse:
-            text = f"at all {len(snrs)} SNRs"
+            text = f"at all {len(scored)} SNRs" if not missing else "at every scored SNR"
         elif not better:
             text = "at no SNR"
         else:
             text = f"at SNR {_ranges(snrs, better)} but not at {_ranges(snrs, worse)}"
+        if missing:
+            text += f" (no result at SNR {_ranges(snrs, missing)})"
         out.append(
             f"{method} correlates better with the clean image than the noisy image does {text}."
         )
@@ -298,7 +427,7 @@ def learned_vs_filters(results: dict[str, Any]) -> list[str]:
     """Sentences: the best learned method against the best oracle-tuned filter, per SNR."""
     snrs = [float(s) for s in results["snr_levels"]]
     psnr = table(results, "psnr")
-    learned = _present(results, LEARNED)
+    learned = _present(results, SELF_SUPERVISED)
     tuned = _present(results, CALIBRATED_FILTERS)
     out = []
     if learned and tuned:
@@ -312,10 +441,10 @@ def learned_vs_filters(results: dict[str, Any]) -> list[str]:
                     wins.append(s)
         if margins:
             out.append(
-                f"The best learned method beats the best calibrated filter at {len(wins)} of "
+                f"The best self-supervised method beats the best calibrated filter at {len(wins)} of "
                 f"{len(margins)} SNRs (mean PSNR margin {np.mean(margins):+.2f} dB). The "
                 "filters' parameters were chosen on a clean calibration image, an oracle that "
-                "real data does not offer; the learned methods used no clean image at all."
+                "real data does not offer; the self-supervised methods used no clean image at all."
             )
     fixed = _present(results, STUDY_LOWPASS)
     if learned and fixed:
@@ -327,7 +456,7 @@ def learned_vs_filters(results: dict[str, Any]) -> list[str]:
         ]
         out.append(
             f"Against the oracle-free filters (the study's fixed cutoffs {', '.join(fixed)}), "
-            f"the best learned method wins at {len(wins)} of {len(snrs)} SNRs."
+            f"the best self-supervised method wins at {len(wins)} of {len(snrs)} SNRs."
         )
     params = chosen_parameters(results)
     if "lowpass-best" in params:
@@ -358,16 +487,21 @@ def single_image_methods(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def findings(results: dict[str, Any]) -> list[str]:
-    """All sentences of the reading, in report order."""
+def findings(results: dict[str, Any], *, with_warnings: bool = True) -> list[str]:
+    """All sentences of the reading, in report order (``with_warnings``: the :func:`warnings`
+    first; the report shows them in a section of their own)."""
     out: list[str] = []
+    if with_warnings:
+        out += warnings(results)
     out += winners(results, "psnr")
     out += winners(results, "cc")
     out += n2n_trend(results)
     out += n2n_vs_lowpass(results)
+    out += ceiling(results)
     out += depth_study(results)
     out += cc_vs_noisy(results)
     out += lowpass_001(results)
     out += learned_vs_filters(results)
     out += single_image_methods(results)
+    out += training_notes(results)
     return out

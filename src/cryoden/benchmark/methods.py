@@ -18,22 +18,34 @@ an oracle that real data lacks; it is the best case for the filters.
 Learned methods
 ---------------
 Each learned (method, SNR) cell trains a network with :func:`cryoden.training.loop.train`
-for ``config.train_seconds`` seconds on that SNR's training data only: Noise2Noise on the
-``n_train`` pairs, Noise2Void and Neighbor2Neighbor on the ``2 n_train`` single noisy images of
-the same pairs (the same noisy data). With ``config.warm_start`` (the default) the network
-starts from the same method's model of the previous SNR in ``config.snr_levels`` (a curriculum
-over the SNRs, as one fine-tunes a model on new data); the first SNR starts from random weights.
-Otherwise every cell starts from random weights. The trainer's best-validation network, with the
-model config it saves, is applied to the test images with :class:`cryoden.inference.Denoiser`
-(per-image robust normalisation, output mapped back to the input's scale). No clean image is
-used. The network is the scheme's default (:func:`cryoden.training.defaults.default_network`)
+for exactly ``config.train_steps`` optimiser steps, ``cold_start_factor`` times as many from
+random weights (no wall-clock limit, no early stopping: the numbers depend on the settings and
+seed only), with ``config.threads`` torch threads, on that
+SNR's training data only: Noise2Noise on the ``n_train`` pairs, Noise2Void and
+Neighbor2Neighbor on the ``2 n_train`` single noisy images of the same pairs (the same noisy
+data), and the supervised reference on the same ``2 n_train`` noisy images, each paired with its
+clean image as target. With ``config.warm_start`` (the default) the network starts from the same
+method's model of the next higher SNR (a curriculum from easy to hard, as one fine-tunes a
+model on new data; :attr:`~cryoden.benchmark.study.StudyConfig.snr_order`); the highest SNR
+starts from random weights. Otherwise every cell
+starts from random weights. The trainer's best-validation network, with the model config it
+saves, is applied to the test images with :class:`cryoden.inference.Denoiser` (per-image robust
+normalisation, output mapped back to the input's scale). Only the supervised reference sees a
+clean image. The network is the scheme's default (:func:`cryoden.training.defaults.default_network`)
 with the record's ``network_options`` on top, ``config.base_channels`` wide for the seed
 networks and ``config.unet_base_channels`` for the U-Nets.
+
+A cell whose training ends with a degenerate model (:class:`cryoden.errors.DegenerateModelError`:
+no better than predicting the mean, or anti-correlated with its input) is not scored: its
+output is marked ``degenerate`` with the trainer's reason, its metrics stay empty, and the study
+goes on (the next SNR's cell then starts from random weights).
+
+The module is longer than most because it is the study's whole protocol, filters and learned
+methods, in one place; the runners share :class:`MethodOutput` and the calibration helpers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import tempfile
@@ -48,7 +60,7 @@ import numpy as np
 from cryoden.benchmark.data import SnrData
 from cryoden.benchmark.registry import StudyMethod, get_method, learned_index
 from cryoden.benchmark.study import StudyConfig
-from cryoden.errors import InputFileError, ParameterError
+from cryoden.errors import DegenerateModelError, InputFileError, ParameterError
 from cryoden.filters import apply_filter
 from cryoden.inference import Denoiser
 from cryoden.io.atomic import atomic_output
@@ -76,16 +88,27 @@ class MethodOutput:
     Attributes
     ----------
     denoised
-        ``(n_test, H, W)`` float32, in the order of the test images.
+        ``(n_test, H, W)`` float32, in the order of the test images; ``None`` for a cell
+        without a result (``status`` ``"degenerate"``).
     parameters
         JSON-ready parameters used (chosen or fixed), with how they were chosen.
     seconds
         Wall time: training (or calibration) plus inference on the test images.
+    status
+        ``"ok"``, or ``"degenerate"`` when training ended with a degenerate model (not scored).
+    reason
+        Why the cell has no result (the trainer's message), else ``None``.
+    training
+        A learned cell's training outcome (steps and epochs taken, why it stopped, wall time,
+        threads, warnings): results of the run, not settings; empty for filters.
     """
 
-    denoised: np.ndarray
+    denoised: np.ndarray | None
     parameters: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    status: str = "ok"
+    reason: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
 
     def timed_from(self, start: float) -> MethodOutput:
         """Set :attr:`seconds` to the time since ``start`` (``time.perf_counter()``)."""
@@ -96,8 +119,13 @@ class MethodOutput:
 #: A runner: ``runner(data, config, method, workdir) -> MethodOutput``.
 Runner = Callable[[SnrData, StudyConfig, StudyMethod, Path | None], MethodOutput]
 
-#: Fixed validation patches per epoch (few: validation is overhead inside the time budget).
+#: Fixed validation patches per epoch (few: validation costs time on top of the steps).
 VALIDATION_PATCHES = 16
+
+#: The training settings a learned cell records among its parameters.
+_RECORDED_SETTINGS: tuple[str, ...] = (
+    "max_steps", "patch", "batch_size", "steps_per_epoch", "learning_rate", "seed", "threads"
+)  # fmt: skip
 
 #: Offset of the training seeds' derivation (``image_seed(seed, offset + ...)``).
 _TRAIN_STREAM = 2_000_000
@@ -235,17 +263,25 @@ def make_study_scheme(method: StudyMethod) -> Any:
     return make_scheme(str(method.scheme), **method.scheme_options)
 
 
-def train_config_for(method: StudyMethod, data: SnrData, config: StudyConfig) -> TrainConfig:
-    """The training hyper-parameters of one learned cell (its time budget included)."""
+def train_config_for(
+    method: StudyMethod, data: SnrData, config: StudyConfig, *, warm: bool = False
+) -> TrainConfig:
+    """The training hyper-parameters of one learned cell: exactly
+    :meth:`~cryoden.benchmark.study.StudyConfig.cell_steps` optimiser steps with
+    ``config.threads`` threads, no wall-clock limit, no early stopping; a ``warm``-started cell
+    (fine-tuning) at ``warm_start_lr_factor`` times the learning rate, as restarting the cosine
+    schedule at the full rate would partly undo what the higher SNR's training reached."""
     index = learned_index(method.name)
     seed = image_seed(config.seed, _TRAIN_STREAM + 100 * data.snr_index + index) % (2**31)
+    rate = config.learning_rate * (config.warm_start_lr_factor if warm else 1.0)
     return TrainConfig(
-        epochs=config.max_epochs,
-        max_minutes=config.train_seconds / 60.0,
+        max_steps=config.cell_steps(warm=warm),
+        max_minutes=None,
+        threads=config.threads,
         patch=config.effective_patch,
         batch_size=config.batch,
         steps_per_epoch=config.steps_per_epoch,
-        learning_rate=config.learning_rate,
+        learning_rate=rate,
         lr_schedule="cosine",
         loss="l2",
         validation_fraction=0.0,
@@ -261,23 +297,39 @@ def training_data(
     """Training and validation datasets of a learned method at one SNR.
 
     Noise2Noise gets the pairs; the single-image schemes get both images of every pair as
-    single images (the same noisy data).
+    single images (the same noisy data); the supervised reference gets both images of every
+    pair, each with its clean image as target.
     """
-    if method.trains_on_pairs:
-        train: ImageDataset = PairDataset(list(zip(data.train_a, data.train_b)))
-        val: ImageDataset | list[Any] = (
-            PairDataset(list(zip(data.val_a, data.val_b))) if len(data.val_a) else []
+    if method.trains_on_clean:
+        clean = data.clean
+        # normalisation fitted on the noisy image alone, as at inference (the scheme's pair_fit_on)
+        fit_on = str(getattr(make_study_scheme(method), "pair_fit_on", "a"))
+        noisy = [*data.train_a, *data.train_b]
+        train: ImageDataset = PairDataset(
+            list(zip(noisy, [*clean.train, *clean.train])), fit_on=fit_on
         )
+        val: ImageDataset | list[Any] = (
+            PairDataset(
+                list(zip([*data.val_a, *data.val_b], [*clean.validation, *clean.validation])),
+                fit_on=fit_on,
+            )
+            if len(data.val_a)
+            else []
+        )
+        return train, val
+    if method.trains_on_pairs:
+        train = PairDataset(list(zip(data.train_a, data.train_b)))
+        val = PairDataset(list(zip(data.val_a, data.val_b))) if len(data.val_a) else []
     else:
         train = SingleDataset([*data.train_a, *data.train_b])
         val = SingleDataset([*data.val_a, *data.val_b]) if len(data.val_a) else []
     return train, val
 
 
-def predict(model: LoadedModel, images: np.ndarray) -> np.ndarray:
+def predict(model: LoadedModel, images: np.ndarray, *, threads: int | None = None) -> np.ndarray:
     """Denoise a stack with :class:`cryoden.inference.Denoiser` (each image normalised on its
-    own, predicted, mapped back to its scale)."""
-    return np.asarray(Denoiser(model)(images), dtype=np.float32)
+    own, predicted, mapped back to its scale), with ``threads`` torch threads."""
+    return np.asarray(Denoiser(model, threads=threads)(images), dtype=np.float32)
 
 
 def run_learned(
@@ -289,17 +341,23 @@ def run_learned(
     init_model: Path | None = None,
     model_out: Path | None = None,
 ) -> MethodOutput:
-    """Train a learned method on this SNR's training data within the time budget, then denoise
-    the test images.
+    """Train a learned method on this SNR's training data for ``config.train_steps`` steps,
+    then denoise the test images.
 
     Parameters
     ----------
     init_model
-        A model file of the same method (the previous SNR's) to start from; ``None`` starts
+        A model file of the same method (the next higher SNR's) to start from; ``None`` starts
         from random weights.
     model_out
         Where to keep the trained model file; ``None`` writes it to a temporary folder under
-        ``workdir`` and removes it afterwards.
+        ``workdir`` and removes it afterwards. A degenerate model is not kept.
+
+    Returns
+    -------
+    MethodOutput
+        The denoised test images, or status ``"degenerate"`` with the trainer's reason and no
+        images when training ended with a degenerate model.
 
     Raises
     ------
@@ -309,60 +367,74 @@ def run_learned(
     start = time.perf_counter()
     train_set, val_set = training_data(method, data)
     network_config = network_config_for(method, config)
-    train_config = train_config_for(method, data, config)
+    train_config = train_config_for(method, data, config, warm=init_model is not None)
     initial = None
     if init_model is not None:
         loaded = load_model(init_model)
         if loaded.config.network != network_config:
             raise InputFileError(init_model, f"its network differs from {method.name}'s")
         initial = loaded.network.state_dict()
-        # fine-tuning: a lower rate keeps what the previous SNR's training reached
-        train_config = dataclasses.replace(
-            train_config, learning_rate=config.learning_rate * config.warm_start_lr_factor
-        )
-    with tempfile.TemporaryDirectory(prefix=f"{method.name}-", dir=workdir) as tmp:
-        model_path = Path(tmp) / "model.safetensors"
-        result = train(
-            make_study_scheme(method),
-            network_config,
-            train_set,
-            val_set,
-            train_config,
-            out=model_path,
-            initial_weights=initial,
-        )
-        train_seconds = time.perf_counter() - start
-        # The trainer's best network and the config it saved with it, as load_model gives them.
-        model = LoadedModel(result.network, result.model_config, str(model_path))
-        denoised = predict(model, data.test_noisy)
-        if model_out is not None:
-            with atomic_output(model_out) as kept:
-                shutil.copyfile(model_path, kept)
-    history = result.history
-    params = {
+    params: dict[str, Any] = {
         "scheme": method.scheme,
         "network": network_config.to_dict(),
         "initialised_from": (
             "random weights"
             if init_model is None
-            else f"the previous SNR's model ({init_model.name})"
+            else f"the next higher SNR's model ({init_model.name})"
         ),
-        "train": {
-            k: v
-            for k, v in train_config.to_dict().items()
-            if k
-            in ("max_minutes", "patch", "batch_size", "steps_per_epoch", "learning_rate", "seed")
-        },
-        "epochs": len(history),
-        "steps": int(sum(r.steps for r in history)),
+        "train": {k: v for k, v in train_config.to_dict().items() if k in _RECORDED_SETTINGS},
+        "chosen_on": (
+            "clean training targets (an oracle real data lacks; fixed training recipe)"
+            if method.trains_on_clean
+            else "nothing (no clean data; fixed training recipe)"
+        ),
+    }
+    with tempfile.TemporaryDirectory(prefix=f"{method.name}-", dir=workdir) as tmp:
+        model_path = Path(tmp) / "model.safetensors"
+        try:
+            result = train(
+                make_study_scheme(method),
+                network_config,
+                train_set,
+                val_set,
+                train_config,
+                out=model_path,
+                initial_weights=initial,
+            )
+        except DegenerateModelError as exc:
+            logger.warning(
+                "%s at SNR %.4g: degenerate model, not scored (%s)", method.name, data.snr, exc
+            )
+            output = MethodOutput(None, params, status="degenerate", reason=exc.reason)
+            output.training = {
+                "threads": config.threads,
+                "wall_seconds": round(time.perf_counter() - start, 3),
+            }
+            return output.timed_from(start)
+        # The trainer's best network and the config it saved with it, as load_model gives them.
+        model = LoadedModel(result.network, result.model_config, str(model_path))
+        denoised = predict(model, data.test_noisy, threads=config.threads)
+        if model_out is not None:
+            with atomic_output(model_out) as kept:
+                shutil.copyfile(model_path, kept)
+    history = result.history
+    training = {
+        "steps": int(result.steps),
+        "epochs": int(result.epochs),
         "best_epoch": result.best_epoch,
         "stopped": result.stopped,
         "final_train_loss": history[-1].train_loss if history else None,
         "best_validation_loss": result.best_validation_loss,
-        "train_seconds": round(train_seconds, 3),
-        "chosen_on": "nothing (no clean data; fixed training recipe)",
+        "threads": config.threads,
+        "warnings": list(result.warnings),
+        # set when the run was too short for the guard to judge (it raises otherwise)
+        "degenerate": result.degenerate,
+        "wall_seconds": round(float(result.wall_seconds), 3),
     }
-    return MethodOutput(denoised, params).timed_from(start)
+    if result.warnings:
+        logger.warning("%s at SNR %.4g: %s", method.name, data.snr, "; ".join(result.warnings))
+    output = MethodOutput(denoised, params, training=training)
+    return output.timed_from(start)
 
 
 #: The runners named by the records' ``runner`` field.
@@ -394,7 +466,7 @@ def run_method(
         )
     else:
         output = RUNNERS[record.runner](data, config, record, workdir)
-    if output.denoised.shape != data.test_noisy.shape:
+    if output.denoised is not None and output.denoised.shape != data.test_noisy.shape:
         raise RuntimeError(
             f"{method} returned shape {output.denoised.shape}, expected {data.test_noisy.shape}"
         )

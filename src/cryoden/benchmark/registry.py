@@ -28,6 +28,13 @@ from cryoden.errors import ParameterError
 #: whose one parameter is chosen on clean calibration images (an oracle real data lacks).
 KINDS: tuple[str, ...] = ("learned", "fixed", "calibrated")
 
+#: Training schemes whose target is the clean image (supervised), not a noisy one.
+SUPERVISED_SCHEMES: tuple[str, ...] = ("care",)
+
+#: The method the self-supervised ones are measured against: trained on clean targets, the
+#: ceiling of what the study's U-Net can reach on its data.
+CEILING_METHOD = "supervised"
+
 
 @dataclass(frozen=True)
 class StudyMethod:
@@ -101,8 +108,17 @@ class StudyMethod:
         return self.scheme == "n2n"
 
     @property
+    def trains_on_clean(self) -> bool:
+        """Whether a learned method trains against the clean images (the supervised reference,
+        an oracle real data lacks) rather than on noisy images alone."""
+        return self.scheme in SUPERVISED_SCHEMES
+
+    @property
     def line_style(self) -> str:
-        """Matplotlib line style: solid for learned methods, dashed for filters."""
+        """Matplotlib line style: solid for learned methods, dash-dot for the supervised
+        reference, dashed for filters."""
+        if self.trains_on_clean:
+            return "-."
         return "-" if self.learned else "--"
 
     @property
@@ -149,6 +165,18 @@ METHODS: tuple[StudyMethod, ...] = (
         "ne2ne", "Neighbor2Neighbor, trained on single noisy images, U-Net",
         kind="learned", runner="learned", color="#9467bd", scheme="ne2ne", arch="unet",
         scheme_options={"gamma": 2.0},
+    ),
+    StudyMethod(
+        CEILING_METHOD, "Supervised (CARE): n2n-unet's U-Net trained on the noisy images against "
+        "their clean images, L2 loss; the ceiling, using clean training data that real data "
+        "lacks",
+        kind="learned", runner="learned", color="#b8860b", scheme="care", arch="unet",
+        scheme_options={"loss": "l2"},
+        network_options={"space_to_depth": 1, "depth": 4},
+        network_note=(
+            "n2n-unet's network (plain U-Net, depth 4), so that the ceiling differs from the "
+            "self-supervised U-Nets only in its clean training targets"
+        ),
     ),
     StudyMethod(
         "lowpass-0.05", "Fourier low-pass, hard cutoff 0.05 Nyquist (the study's)",

@@ -27,8 +27,17 @@ from typing import Any
 import numpy as np
 
 from cryoden.benchmark.figures import figure_set, write_figures
-from cryoden.benchmark.findings import chosen_parameters, findings, noisy_table, snr_text, table
-from cryoden.benchmark.registry import BY_NAME
+from cryoden.benchmark.findings import (
+    below_noisy_cells,
+    ceiling_gaps,
+    chosen_parameters,
+    findings,
+    noisy_table,
+    snr_text,
+    table,
+    warnings,
+)
+from cryoden.benchmark.registry import BY_NAME, CEILING_METHOD
 from cryoden.errors import InputFileError
 from cryoden.io.atomic import atomic_output
 
@@ -42,7 +51,12 @@ FIGURES_DIR = "figures"
 TABLES: tuple[tuple[str, str, str, bool | None], ...] = (
     ("psnr", "PSNR (dB) against the clean image", "{:.2f}", True),
     ("ssim", "SSIM against the clean image", "{:.3f}", True),
-    ("cc", "Cross-correlation coefficient with the clean image", "{:.3f}", True),
+    (
+        "cc",
+        "Cross-correlation coefficient with the clean image (⚠: below the noisy input's)",
+        "{:.3f}",
+        True,
+    ),
     ("frc_resolution.0.5", "FRC = 0.5 crossing (Nyquist units)", "{:.3f}", True),
     ("frc_resolution.0.143", "FRC = 0.143 crossing (Nyquist units)", "{:.3f}", True),
     ("seconds", "Wall time per cell (s): training or calibration + inference", "{:.1f}", None),
@@ -61,6 +75,8 @@ table.kv td { text-align: left; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .9em; color: #555; }
 .meta { color: #666; font-size: .9em; }
+.warnings { border: 2px solid #c0392b; background: #fdecea; padding: .2em 1em; margin: 1em 0; }
+.warnings h2 { color: #c0392b; border: 0; }
 """
 
 _SCRIPT = """
@@ -130,9 +146,16 @@ def metric_rows(
             best.append(None)
         else:
             best.append(max(column) if higher_better else min(column))
+    unscored = {
+        (r["method"], float(r["snr"])) for r in results["results"] if r.get("status", "ok") != "ok"
+    }
+    below = below_noisy_cells(results) if metric == "cc" else {}
     out = []
     for label, vals in rows:
-        cells = [_fmt(v, pattern) for v in vals]
+        cells = [
+            "degenerate" if (label, s) in unscored else _fmt(v, pattern) + _mark(label, s, below)
+            for v, s in zip(vals, snrs)
+        ]
         flags = [v is not None and b is not None and v == b for v, b in zip(vals, best)]
         out.append((label, cells, flags))
     if metric != "seconds" and results.get("noisy"):
@@ -141,6 +164,38 @@ def metric_rows(
             ("noisy (input)", [_fmt(noisy.get(s), pattern) for s in snrs], [False] * len(snrs))
         )
     return [snr_text(s) for s in snrs], out
+
+
+#: Appended to a CC cell below the noisy input's CC.
+BELOW_NOISY_MARK = " ⚠"
+
+
+def _mark(method: str, snr: float, below: dict[str, list[float]]) -> str:
+    return BELOW_NOISY_MARK if snr in below.get(method, ()) else ""
+
+
+def ceiling_rows(
+    results: dict[str, Any],
+) -> tuple[list[str], list[tuple[str, list[str], list[bool]]]]:
+    """The ceiling-gap table: each method's PSNR minus the supervised ceiling's (dB), per SNR."""
+    snrs = [float(s) for s in results["snr_levels"]]
+    rows = [
+        (m, [_fmt(gaps.get(s), "{:+.2f}") for s in snrs], [False] * len(snrs))
+        for m, gaps in ceiling_gaps(results).items()
+    ]
+    return [snr_text(s) for s in snrs], rows
+
+
+def _budget_text(config: dict[str, Any]) -> str:
+    """The training budget as set: optimiser steps and threads (a file written before budgets
+    were steps has a time budget instead)."""
+    if config.get("train_steps") is None and config.get("train_seconds") is not None:
+        return f"{config['train_seconds']} s per learned (method, SNR) cell"
+    return (
+        f"{config.get('train_steps')} optimiser steps per learned (method, SNR) cell "
+        f"({config.get('cold_start_factor')} times as many from random weights) with "
+        f"{config.get('threads')} torch thread(s)"
+    )
 
 
 def _setup_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
@@ -170,13 +225,17 @@ def _setup_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         ("SNR levels", ", ".join(snr_text(float(s)) for s in results["snr_levels"])),
         (
             "training",
-            f"{config.get('train_seconds')} s per learned (method, SNR) cell, patches "
+            _budget_text(config) + ", patches "
             f"{config.get('patch')} px, batch {config.get('batch')}, base width "
             f"{config.get('base_channels')}, learning rate {config.get('learning_rate')}, "
             f"seed {config.get('seed')}; "
             + (
-                "each SNR's network starts from the same method's network of the previous SNR "
-                "(warm start; the first from random weights)"
+                "each SNR's network starts from the same method's network of the "
+                + (
+                    "previous SNR (warm start; the first from random weights)"
+                    if config.get("train_steps") is None  # a file of the ascending curriculum
+                    else "next higher SNR (warm start; the highest SNR's from random weights)"
+                )
                 if config.get("warm_start")
                 else "every cell starts from random weights"
             ),
@@ -241,9 +300,14 @@ def _sections(
     heading: Callable[[int, str], str],
     paragraph: Callable[[str], str],
     bullets: Callable[[list[str]], str],
+    warning_box: Callable[[list[str]], str],
 ) -> list[str]:
     """The report's body, in a markup given by the callables (shared by HTML and Markdown)."""
-    out = [heading(2, "Reading of the results"), bullets(findings(results))]
+    out = []
+    cautions = warnings(results)
+    if cautions:
+        out += [warning_box(cautions)]
+    out += [heading(2, "Reading of the results"), bullets(findings(results, with_warnings=False))]
     out.append(heading(2, "Setup"))
     out.append(
         render_table(["value"], [(k, [v], [False]) for k, v in _setup_rows(results)], "setting")
@@ -264,6 +328,10 @@ def _sections(
         headers, rows = metric_rows(results, metric, pattern, higher)
         out.append(heading(3, title))
         out.append(render_table(headers, rows, "method \\ SNR"))
+    headers, crows = ceiling_rows(results)
+    if crows:
+        out.append(heading(3, f"PSNR gap to the {CEILING_METHOD} ceiling (dB; negative is below)"))
+        out.append(render_table(headers, crows, "method \\ SNR"))
     headers, prows = _parameter_rows(results)
     if prows:
         out.append(heading(3, "Filter parameters chosen on the clean calibration image"))
@@ -299,6 +367,9 @@ def render_html(results: dict[str, Any], figures: dict[str, tuple[str, bytes]]) 
         lambda level, text: f"<h{level}>{_esc(text)}</h{level}>",
         lambda text: f'<p class="meta">{_esc(text)}</p>',
         bullets,
+        lambda items: (
+            f'<div class="warnings" id="warnings"><h2>Warnings</h2>{bullets(items)}</div>'
+        ),
     )
     provenance = results.get("provenance", {})
     title = "cryoden seed study: denoising GroEL projections"
@@ -335,6 +406,7 @@ def render_markdown(results: dict[str, Any], figures: dict[str, tuple[str, bytes
         lambda level, text: "#" * level + " " + text,
         lambda text: text,
         lambda items: "\n".join(f"- {i}" for i in items),
+        lambda items: "## Warnings\n\n" + "\n".join(f"> **{i}**\n>" for i in items).rstrip(">\n"),
     )
     title = "# cryoden seed study: denoising GroEL projections"
     return "\n\n".join([title, *body]) + "\n"

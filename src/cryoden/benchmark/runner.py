@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import platform
 import shutil
 import time
@@ -29,12 +30,13 @@ import numpy as np
 
 from cryoden import __version__
 from cryoden.benchmark.data import simulate_study_images, structure_digest
-from cryoden.benchmark.methods import run_method
+from cryoden.benchmark.methods import MethodOutput, run_method
 from cryoden.benchmark.registry import get_method
 from cryoden.benchmark.scoring import score_stack
 from cryoden.benchmark.store import CellStore, write_json, write_npz
 from cryoden.benchmark.study import StudyConfig
 from cryoden.io.atomic import atomic_output, make_output_folder
+from cryoden.nets.device import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,11 @@ MONTAGE_NPZ = "montage.npz"
 CELLS_DIR = "cells"
 WORK_DIR = ".work"
 RESULTS_FORMAT = "cryoden-bench-seed"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
+
+#: Keys of a results row that measure time: results of the run that made it, not of its
+#: settings; two runs of the same settings and seed may differ here only.
+TIMING_KEYS: tuple[str, ...] = ("seconds", "wall_seconds")
 
 CSV_COLUMNS: tuple[str, ...] = (
     "method",
@@ -60,6 +66,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "resolution_0.5_angstrom",
     "resolution_0.143_angstrom",
     "seconds",
+    "status",
 )
 
 
@@ -89,7 +96,7 @@ class StudyRun:
     report_paths: dict[str, Path]
 
 
-def _provenance(elapsed: float) -> dict[str, Any]:
+def _provenance(config: StudyConfig, elapsed: float) -> dict[str, Any]:
     import torch
 
     from cryoden.nets import default_device
@@ -101,7 +108,8 @@ def _provenance(elapsed: float) -> dict[str, Any]:
         "numpy": np.__version__,
         "torch": torch.__version__,
         "device": str(default_device()),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": config.threads,
+        "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "elapsed_seconds_this_run": round(elapsed, 2),
     }
@@ -162,6 +170,7 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
             ang.get("0.5"),
             ang.get("0.143"),
             row.get("seconds"),
+            row.get("status", "ok"),
         ]
         writer.writerow(
             ["" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in values]
@@ -169,14 +178,60 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+#: The score keys of a row (null in a cell without a result).
+SCORE_KEYS: tuple[str, ...] = (
+    "psnr", "ssim", "cc", "frc", "frc_resolution", "frc_resolution_angstrom"
+)  # fmt: skip
+
+
+def cell_row(
+    method: str,
+    snr: float,
+    snr_index: int,
+    output: MethodOutput,
+    clean: np.ndarray,
+    noisy: dict[str, Any],
+    pixel_size_angstrom: float,
+) -> dict[str, Any]:
+    """The ``results.json`` row of one finished cell.
+
+    A cell without a result (``output.status`` not ``"ok"``, e.g. a degenerate model) keeps its
+    status and reason and null scores, so no table or figure shows a number for it.
+    """
+    if output.status == "ok" and output.denoised is not None:
+        scores = score_stack(clean, output.denoised, pixel_size_angstrom=pixel_size_angstrom)
+    else:
+        scores = dict.fromkeys(SCORE_KEYS)
+    row: dict[str, Any] = {
+        "method": method,
+        "snr": snr,
+        "snr_index": snr_index,
+        "status": output.status,
+        **scores,
+        "psnr_noisy": noisy["psnr"],
+        "ssim_noisy": noisy["ssim"],
+        "cc_noisy": noisy["cc"],
+        "seconds": round(output.seconds, 3),
+        "parameters": output.parameters,
+    }
+    if output.reason is not None:
+        row["reason"] = output.reason
+    if output.training:
+        row["training"] = output.training
+    return row
+
+
 def _warm_start_model(store: CellStore, config: StudyConfig, method: str, s: int) -> Path | None:
-    """The previous SNR's model of ``method`` when the study warm-starts (else ``None``)."""
-    if not config.warm_start or s == 0:
+    """The model of ``method`` at the SNR the cell at index ``s`` warm-starts from (the next
+    higher SNR: :meth:`StudyConfig.warm_start_source`), or ``None``."""
+    source = config.warm_start_source(s)
+    if source is None:
         return None
-    path = store.model_path(method, s - 1)
+    path = store.model_path(method, source)
     if not path.is_file():
         logger.warning(
-            "%s at SNR index %d: no model of the previous SNR in %s; starting from random weights",
+            "%s at SNR index %d: no model of the next higher SNR in %s; starting from random "
+            "weights",
             method, s, store.root,
         )  # fmt: skip
         return None
@@ -222,60 +277,55 @@ def run_study(
     total = len(methods) * len(config.snr_levels)
     done = computed = reused = 0
     rows: list[dict[str, Any]] = []
-    noisy_rows: list[dict[str, Any]] = []
+    noisy_rows: list[dict[str, Any]] = [{} for _ in config.snr_levels]
     shape = clean.test.shape[1:]
     montage_noisy = np.zeros((len(config.snr_levels), *shape), dtype=np.float32)
     montage_denoised = np.full((len(methods), len(config.snr_levels), *shape), np.nan, np.float32)
     if progress is not None:
         progress(0, total)
     px = config.pixel_size_angstrom
-    for s, snr in enumerate(config.snr_levels):
-        data = images.at(s)
-        noisy = score_stack(clean.test, data.test_noisy, pixel_size_angstrom=px)
-        noisy_rows.append({"snr": snr, **noisy})
-        montage_noisy[s] = data.test_noisy[0]
-        for m, method in enumerate(methods):
-            cached = store.load(method, s)
-            if cached is None:
-                logger.debug("%s at SNR %.4f ...", method, snr)
-                learned = get_method(method).learned
-                output = run_method(
-                    method,
-                    data,
-                    config,
-                    workdir=work,
-                    init_model=_warm_start_model(store, config, method, s) if learned else None,
-                    model_out=store.model_path(method, s) if learned else None,
-                )
-                scores = score_stack(clean.test, output.denoised, pixel_size_angstrom=px)
-                row = {
-                    "method": method,
-                    "snr": snr,
-                    "snr_index": s,
-                    **scores,
-                    "psnr_noisy": noisy["psnr"],
-                    "ssim_noisy": noisy["ssim"],
-                    "cc_noisy": noisy["cc"],
-                    "seconds": round(output.seconds, 3),
-                    "parameters": output.parameters,
-                }
-                image = output.denoised[0]
-                store.save(method, s, row, image)
-                computed += 1
-                logger.info(
-                    "%s at SNR %.4f: PSNR %.2f dB (noisy %.2f), CC %.3f, %.1f s",
-                    method, snr, row["psnr"], noisy["psnr"], row["cc"], output.seconds,
-                )  # fmt: skip
-            else:
-                row, image = cached
-                reused += 1
-            rows.append(row)
-            if image is not None:
-                montage_denoised[m, s] = image
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    with torch_threads(config.threads):
+        # cells run in the curriculum's order, from the highest SNR down (config.snr_order)
+        for s in config.snr_order:
+            snr = config.snr_levels[s]
+            data = images.at(s)
+            noisy = score_stack(clean.test, data.test_noisy, pixel_size_angstrom=px)
+            noisy_rows[s] = {"snr": snr, **noisy}
+            montage_noisy[s] = data.test_noisy[0]
+            for m, method in enumerate(methods):
+                cached = store.load(method, s)
+                if cached is None:
+                    logger.debug("%s at SNR %.4f ...", method, snr)
+                    learned = get_method(method).learned
+                    output = run_method(
+                        method,
+                        data,
+                        config,
+                        workdir=work,
+                        init_model=_warm_start_model(store, config, method, s) if learned else None,
+                        model_out=store.model_path(method, s) if learned else None,
+                    )
+                    row = cell_row(method, snr, s, output, clean.test, noisy, px)
+                    image = None if output.denoised is None else output.denoised[0]
+                    store.save(method, s, row, image)
+                    computed += 1
+                    if output.status == "ok":
+                        logger.info(
+                            "%s at SNR %.4f: PSNR %.2f dB (noisy %.2f), CC %.3f, %.1f s",
+                            method, snr, row["psnr"], noisy["psnr"], row["cc"], output.seconds,
+                        )  # fmt: skip
+                else:
+                    row, image = cached
+                    reused += 1
+                rows.append(row)
+                if image is not None:
+                    montage_denoised[m, s] = image
+                done += 1
+                if progress is not None:
+                    progress(done, total)
     shutil.rmtree(work, ignore_errors=True)
+    # results.json lists the cells by SNR (ascending index), methods in drawing order
+    rows.sort(key=lambda r: (r["snr_index"], methods.index(r["method"])))
 
     elapsed = time.perf_counter() - start
     results = {
@@ -292,7 +342,9 @@ def run_study(
                 "means over the test images of PSNR (dB, data range of the clean image), SSIM "
                 "(Gaussian window) and Pearson CC against the clean image; FRC averaged ring by "
                 "ring, crossings of 0.5 and 0.143 in Nyquist units (1 = Nyquist); seconds = "
-                "training or calibration + inference wall time of the cell"
+                "training or calibration + inference wall time of the cell (a result of the run, "
+                "like a learned cell's training record: steps and epochs taken, wall seconds); "
+                "status = ok, or degenerate (training ended with a degenerate model: no scores)"
             ),
         },
         "data": {
@@ -300,7 +352,7 @@ def run_study(
             "measured_test_snr": [round(v, 5) for v in images.measured_test_snr()],
         },
         "provenance": {
-            **_provenance(elapsed),
+            **_provenance(config, elapsed),
             "cells_computed_this_run": computed,
             "cells_reused_this_run": reused,
         },

@@ -1,17 +1,26 @@
 """The seed study's settings: which methods, which SNRs, how big, how long.
 
 A :class:`StudyConfig` holds every setting that shapes the numbers of a run (image size, data
-split sizes, training budget, seed). Three presets exist: ``tiny`` (a few SNRs and a token
-training budget, to test the pipeline), ``quick`` (the study's ten SNRs at a small image size
-and a short training budget per cell, for a CPU) and ``full`` (larger images, more data, longer
-training). The methods are records in :mod:`cryoden.benchmark.registry`.
+split sizes, training budget, threads, seed). Three presets exist: ``tiny`` (a few SNRs and a
+token training budget, to test the pipeline), ``quick`` (the study's ten SNRs at a small image
+size and a short training budget per cell, for a CPU) and ``full`` (larger images, more data,
+longer training). The methods are records in :mod:`cryoden.benchmark.registry`.
 
-``train_seconds`` sets the run's duration: the study trains one network per learned method and
-SNR, each for ``train_seconds`` (see :meth:`StudyConfig.estimated_seconds`).
+Why budgets are counted in optimiser steps: the study trains one network per learned method and
+SNR, each for exactly ``train_steps`` steps, so a run's numbers depend on its settings and seed,
+not on how fast or how busy the machine is. Every training and inference runs with ``threads``
+torch threads (recorded), because the thread count can change the order of floating-point sums:
+the same seed, machine and thread count give the same ``results.json`` numbers. Wall time is a
+result of a run (recorded per cell), never a setting of it.
 
-Why warm starts and shared noise: the learned cells of one method form a curriculum over the
-SNRs, each starting from the previous SNR's model, so training accumulates across the levels
-rather than restarting from random weights at every SNR within a short budget. A warm-started
+Why warm starts, from the highest SNR down, and shared noise: the learned cells of one method
+form a curriculum over the SNRs, so training accumulates across the levels rather than
+restarting from random weights at every SNR within a short budget. The curriculum runs from
+easy to hard (:attr:`StudyConfig.snr_order`): the one cell trained from random weights is the
+highest SNR's, where a short training already finds the signal, and each lower SNR fine-tunes
+the model of the next higher one. Started from random weights at the lowest SNR, where the
+signal is a hundredth of the noise's variance, a short training can end with an output whose
+correlation with the signal has either sign (an inverted image). A warm-started
 cell keeps its starting model when training does not lower the validation loss (see
 :func:`cryoden.training.loop.train`), so ``n_val`` must be large enough for that judgement to be
 stable. Each image's noise is one field scaled to every SNR (``shared_noise``), so a change of
@@ -23,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +51,25 @@ __all__ = [
     "PRESETS",
     "StudyConfig",
     "default_methods",
+    "default_threads",
     "fingerprint_hash",
     "parse_methods",
     "preset",
 ]
 
 PRESETS: tuple[str, ...] = ("tiny", "quick", "full")
+
+#: Optimiser steps per learned cell of the ``quick`` preset (the defaults): sized so that the
+#: quick study, every learned method at the ten SNRs, runs in minutes on a CPU.
+QUICK_TRAIN_STEPS = 200
+#: Optimiser steps per learned cell of the ``full`` preset (larger images and networks).
+FULL_TRAIN_STEPS = 2000
+
+
+def default_threads() -> int:
+    """The study's torch thread count: ``min(2, CPU count)``. Small study networks gain little
+    from more threads, and a fixed, recorded count keeps a run reproducible."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -63,8 +86,9 @@ class StudyConfig:
         Pixel size of the simulated projections (Å).
     n_train
         Training pairs per SNR. Noise2Noise trains on the pairs; the single-image methods
-        (Noise2Void, Neighbor2Neighbor) get both images of every pair as single images, so all
-        learned methods see the same noisy data.
+        (Noise2Void, Neighbor2Neighbor) get both images of every pair as single images, and the
+        supervised reference both images of every pair, each with its clean image as target, so
+        all learned methods see the same noisy data.
     n_val
         Extra pairs (own clean projections) for the trainer's validation loss.
     n_test
@@ -75,11 +99,21 @@ class StudyConfig:
         SNRs, ``var(signal) / var(noise)``; the study's ten by default.
     methods
         Method names (records in :mod:`cryoden.benchmark.registry`), in drawing order.
-    train_seconds
-        Training time budget per learned (method, SNR) cell, in seconds. The main knob of the
-        run's duration: about ``len(snr_levels) * n_learned * train_seconds``.
-    max_epochs, steps_per_epoch
-        Epoch cap and optimiser steps per epoch; the time budget usually stops training first.
+    train_steps
+        Optimiser steps per learned (method, SNR) cell, warm-started cells included: the
+        training budget, and the main knob of the run's duration (about
+        ``len(snr_levels) * n_learned * train_steps`` steps in all).
+    cold_start_factor
+        A cell trained from random weights (the first of each method's curriculum, or every
+        cell without ``warm_start``) takes this many times ``train_steps``: from random weights
+        a network needs more steps to find the signal than when it fine-tunes a model of a
+        nearby SNR.
+    steps_per_epoch
+        Optimiser steps per epoch (the validation loss is measured after each epoch; the last
+        epoch of a cell may be partial).
+    threads
+        Torch CPU threads of every cell's training and inference (see the module docstring);
+        by default :func:`default_threads`.
     patch, batch
         Training patch side (pixels) and batch size.
     base_channels
@@ -94,12 +128,12 @@ class StudyConfig:
     learning_rate
         Adam learning rate (cosine decay over each cell) of a cell trained from random weights.
     warm_start
-        Start each learned cell from the same method's model of the previous SNR in
-        ``snr_levels`` (the first from random weights); ``False`` trains every cell from random
-        weights, as the original study did.
+        Start each learned cell from the same method's model of the next higher SNR (the
+        highest SNR's from random weights; see :attr:`snr_order`); ``False`` trains every cell
+        from random weights, as the original study did.
     warm_start_lr_factor
         A warm-started cell fine-tunes at ``learning_rate`` times this, in (0, 1]: restarting
-        the cosine schedule at the full rate would partly undo what the previous SNR's training
+        the cosine schedule at the full rate would partly undo what the higher SNR's training
         reached.
     shared_noise
         Draw each image's noise at every SNR from one random stream (common random numbers:
@@ -122,9 +156,10 @@ class StudyConfig:
     n_calibration: int = 1
     snr_levels: tuple[float, ...] = STUDY_SNR_LEVELS
     methods: tuple[str, ...] = field(default_factory=default_methods)
-    train_seconds: float = 12.0
-    max_epochs: int = 1000
+    train_steps: int = QUICK_TRAIN_STEPS
+    cold_start_factor: int = 2
     steps_per_epoch: int = 50
+    threads: int = field(default_factory=default_threads)
     patch: int = 64
     batch: int = 8
     base_channels: int = 16
@@ -139,8 +174,8 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "image_size", "n_train", "n_test", "n_calibration", "patch", "batch", "max_epochs",
-            "steps_per_epoch", "base_channels", "unet_base_channels",
+            "image_size", "n_train", "n_test", "n_calibration", "patch", "batch", "train_steps",
+            "cold_start_factor", "steps_per_epoch", "threads", "base_channels", "unet_base_channels",
         )  # fmt: skip
         for name in positive:
             value = getattr(self, name)
@@ -158,8 +193,6 @@ class StudyConfig:
             raise ParameterError(
                 f"study pixel_size_angstrom must be > 0, got {self.pixel_size_angstrom}"
             )
-        if not self.train_seconds > 0:
-            raise ParameterError(f"study train_seconds must be > 0, got {self.train_seconds}")
         if not 0 < self.warm_start_lr_factor <= 1:
             raise ParameterError(
                 f"study warm_start_lr_factor must be in (0, 1], got {self.warm_start_lr_factor}"
@@ -184,16 +217,35 @@ class StudyConfig:
         return tuple(m for m in self.methods if m in LEARNED_METHODS)
 
     @property
+    def snr_order(self) -> tuple[int, ...]:
+        """Indices into ``snr_levels`` in the order the cells run: from the highest SNR down
+        (the warm-start curriculum; see the module docstring)."""
+        return tuple(sorted(range(len(self.snr_levels)), key=lambda i: -self.snr_levels[i]))
+
+    def warm_start_source(self, snr_index: int) -> int | None:
+        """The SNR index whose model a learned cell at ``snr_index`` starts from: the one before
+        it in :attr:`snr_order`; ``None`` for the first, or without ``warm_start``."""
+        order = self.snr_order
+        position = order.index(snr_index)
+        return order[position - 1] if self.warm_start and position > 0 else None
+
+    @property
     def effective_patch(self) -> int:
         """The training patch side, never larger than the image."""
         return min(self.patch, self.image_size)
 
-    def estimated_seconds(self) -> float:
-        """A rough duration estimate (s): the training budgets, plus an allowance per learned
-        cell (validation, model files, inference), per filter cell and for the run."""
-        n_learned = len(self.learned_methods) * len(self.snr_levels)
-        n_filters = (len(self.methods) - len(self.learned_methods)) * len(self.snr_levels)
-        return n_learned * (self.train_seconds + 1.0) + 0.2 * n_filters + 30.0
+    def cell_steps(self, *, warm: bool) -> int:
+        """Optimiser steps of one learned cell: ``train_steps`` when it starts from another
+        SNR's model (``warm``), ``cold_start_factor`` times that from random weights."""
+        return self.train_steps * (1 if warm else self.cold_start_factor)
+
+    @property
+    def total_train_steps(self) -> int:
+        """Optimiser steps of the whole run, every learned (method, SNR) cell's."""
+        n_snr = len(self.snr_levels)
+        n_cold = 1 if self.warm_start else n_snr
+        per_method = n_cold * self.cell_steps(warm=False) + (n_snr - n_cold) * self.train_steps
+        return len(self.learned_methods) * per_method
 
     def replace(self, **changes: Any) -> StudyConfig:
         """A copy with some fields changed (validated again)."""
@@ -238,8 +290,7 @@ def preset(name: str, **changes: Any) -> StudyConfig:
     """
     base: dict[str, dict[str, Any]] = {
         # For tests of the whole pipeline, not for numbers: three of the study's SNRs (the
-        # lowest, one in the middle, the highest) and training stopped by its epoch cap.
-        # train_seconds is only a ceiling here, generous so a busy machine still takes steps.
+        # lowest, one in the middle, the highest), a few steps per cell and one thread.
         "tiny": {
             "image_size": 32,
             "pixel_size_angstrom": 8.0,
@@ -248,9 +299,9 @@ def preset(name: str, **changes: Any) -> StudyConfig:
             "n_test": 2,
             "snr_levels": (STUDY_SNR_LEVELS[0], STUDY_SNR_LEVELS[4], STUDY_SNR_LEVELS[-1]),
             "montage_snr_indices": (0, 1, 2),
-            "train_seconds": 5.0,
-            "max_epochs": 1,
+            "train_steps": 3,
             "steps_per_epoch": 2,
+            "threads": 1,
             "patch": 32,
             "batch": 2,
             "base_channels": 4,
@@ -266,7 +317,7 @@ def preset(name: str, **changes: Any) -> StudyConfig:
             "n_val": 8,
             "n_test": 16,
             "n_calibration": 2,
-            "train_seconds": 120.0,
+            "train_steps": FULL_TRAIN_STEPS,
             "steps_per_epoch": 100,
             "patch": 96,
             "batch": 16,

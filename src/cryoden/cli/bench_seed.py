@@ -5,21 +5,25 @@ Example::
     cryoden bench seed --quick --out study/
     cryoden bench seed --out study-full/ --structure ../shared/data/groel/1AON.pdb.gz
     cryoden bench seed --quick --out study/ --methods n2n-seed5,n2n-seed4,lowpass-0.05
+    cryoden bench seed --quick --out check/ --seed 3 --train-steps 400 --threads 2
 
 Clean projections of GroEL (the atomic model given with ``--structure``, otherwise the embedded
 GroEL-like phantom) get white Gaussian noise at the 10 SNRs from 0.01 to 0.5. Each method
 denoises the same test images at each SNR: Noise2Noise with the study's 5- and 4-level networks
-and a U-Net, Noise2Void, Neighbor2Neighbor (each trained per SNR within a time budget, by default
-starting from the same method's model of the previous SNR), the study's low-pass cutoffs 0.05
-and 0.001, and low-pass, Gaussian, median, mean, Wiener (and BM3D when installed) filters whose
-parameter is chosen on a separate clean calibration image.
+and a U-Net, Noise2Void, Neighbor2Neighbor, and a supervised U-Net trained on the clean images
+(the ceiling the others are measured against), each trained per SNR for a fixed number of
+optimiser steps, by default starting from the same method's model of the next higher SNR; the
+study's low-pass cutoffs 0.05 and 0.001; and low-pass, Gaussian, median, mean, Wiener (and BM3D
+when installed) filters whose parameter is chosen on a separate clean calibration image.
 Training, calibration and test images are disjoint.
 
 Writes ``OUT/results.json``, ``results.csv``, ``figures/*.png``, ``report.html`` (self-contained)
 and ``report.md``. ``--quick`` uses small images and a short training budget per cell, for a CPU;
-without it the full settings use larger images, more data and longer training. The run's length
-is set by ``--train-seconds`` (per learned cell) and printed as an estimate before it starts.
-Rerunning with the same ``--out`` resumes: finished (method, SNR) cells are kept and skipped.
+without it the full settings use larger images, more data and longer training. Budgets are
+counted in optimiser steps (``--train-steps`` per learned cell) and every cell runs with
+``--threads`` torch threads, so the same seed, machine and thread count give the same numbers;
+the wall time of each cell is recorded as a result. Rerunning with the same ``--out`` resumes:
+finished (method, SNR) cells are kept and skipped.
 """
 
 from __future__ import annotations
@@ -94,16 +98,26 @@ def command(
         metavar="a,b,...",
         help=f"Comma-separated subset of: {', '.join(METHOD_NAMES)} (default: all available).",
     ),
-    train_seconds: float = typer.Option(
+    train_steps: int = typer.Option(
         None,
-        "--train-seconds",
-        help="Training time per learned (method, SNR) cell, seconds (default: the preset's).",
-        callback=number("--train-seconds", above=0),
+        "--train-steps",
+        metavar="N",
+        help="Optimiser steps per learned (method, SNR) cell, twice as many for a cell trained "
+        "from random weights (default: the preset's).",
+        callback=number("--train-steps", minimum=1),
+    ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        metavar="N",
+        help="Torch CPU threads of every cell's training and inference, recorded in the results "
+        "(default: 2, or 1 on a one-core machine).",
+        callback=number("--threads", minimum=1, maximum=1024),
     ),
     warm_start: bool = typer.Option(
         True,
         "--warm-start/--cold-start",
-        help="Start each learned cell from the same method's model of the previous SNR "
+        help="Start each learned cell from the same method's model of the next higher SNR "
         "(default), or every cell from random weights as the original study did.",
     ),
     shared_noise: bool = typer.Option(
@@ -127,8 +141,6 @@ def command(
             raise InputFileError(structure, "is not a file")
     if seed < 0:
         raise ParameterError(f"--seed must be >= 0, got {seed}")
-    if train_seconds is not None and not train_seconds > 0:
-        raise ParameterError(f"--train-seconds must be > 0, got {train_seconds}")
     if preset_name is not None and quick:
         raise ParameterError("give either --quick or --preset, not both")
     name = preset_name or ("quick" if quick else "full")
@@ -139,15 +151,16 @@ def command(
         "warm_start": warm_start,
         "shared_noise": shared_noise,
     }
-    if train_seconds is not None:
-        changes["train_seconds"] = float(train_seconds)
+    if train_steps is not None:
+        changes["train_steps"] = int(train_steps)
+    if threads is not None:
+        changes["threads"] = int(threads)
     config = preset(name, **changes)
     check_output_folder(out)  # created by the study once the structure has been read
-    minutes = config.estimated_seconds() / 60.0
     typer.echo(
         f"seed study ({name}): {len(config.methods)} methods x {len(config.snr_levels)} SNRs, "
-        f"{config.train_seconds:g} s training per learned cell, roughly {minutes:.0f} min "
-        "(finished cells in OUT are reused)",
+        f"{config.train_steps} training steps per learned cell ({config.total_train_steps} in "
+        f"all), {config.threads} torch thread(s) (finished cells in OUT are reused)",
         err=True,
     )
     cells = len(config.methods) * len(config.snr_levels)
@@ -163,7 +176,8 @@ def command(
             "structure": structure,
             "seed": seed,
             "methods": list(config.methods),
-            "train_seconds": config.train_seconds,
+            "train_steps": config.train_steps,
+            "threads": config.threads,
             "warm_start": config.warm_start,
             "shared_noise": config.shared_noise,
             "config": config.to_dict(),

@@ -139,9 +139,15 @@ def flag_names(flags: dict[str, str]) -> Iterator[None]:
     try:
         yield
     except ParameterError as exc:
-        names = sorted(flags, key=len, reverse=True)
-        pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
-        raise ParameterError(pattern.sub(lambda m: flags[m.group(1)], str(exc))) from exc
+        raise ParameterError(with_flags(str(exc), flags)) from exc
+
+
+def with_flags(text: str, flags: dict[str, str]) -> str:
+    """``text`` with each parameter name of ``flags`` (a whole word) replaced by its flag, as
+    :func:`flag_names` does for errors (for a library's warnings, say)."""
+    names = sorted(flags, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+    return pattern.sub(lambda m: flags[m.group(1)], text)
 
 
 def _earlier_runs(path: Path) -> list[Any]:

@@ -1,16 +1,23 @@
-"""Denoise micrographs with a trained model.
+"""Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc.
 
 Example::
 
     cryoden denoise --model model/ micrographs/*.mrc -o denoised/
-    cryoden denoise --model n2v.safetensors stack.mrcs -o out/ --device cuda --tile 1024
+    cryoden denoise -m n2v.safetensors stack.mrcs -o out/ --device cuda --tile 1024
+    cryoden denoise --model model/ int16/*.mrc -o denoised/ --dtype float16
 
-Each output is ``OUTDIR/<input basename>.mrc`` (``.mrcs`` for stacks) with the input's voxel size
-and origin, in the input's intensity scale. The model is loaded once; images are denoised tile by
-tile with overlapping, smoothly blended tiles (no seams), so any size fits in memory. Inputs are
-never overwritten. The options, the model and every input (header, then its data read and checked
-for NaN and infinite values) are checked before any output is written. The folder's
-``cryoden_provenance.json`` keeps earlier runs' records under ``earlier_runs``.
+Each output is ``OUTDIR/<input basename>.mrc`` (``.mrcs`` for stacks), in the input's intensity
+scale. Outputs are float32 (MRC mode 2), or float16 (mode 12, half the disk) with ``--dtype
+float16``; an integer input (int8, int16, uint16) comes back as floating point too, since denoised
+values are not integers. Each output keeps its input's voxel size and origin; an unknown voxel
+size (0 or NaN in the header) stays unknown, written as 0, with a warning. ``OUTDIR/preview.png``
+shows the first input raw beside denoised, on the same grey scale (``--no-preview``: none).
+
+The model is loaded once; images are denoised tile by tile with overlapping, smoothly blended
+tiles (no seams), so any size fits in memory. Inputs are never overwritten. The options, the
+model and every input (header, then its data read and checked for NaN and infinite values) are
+checked before any output is written. The folder's ``cryoden_provenance.json`` keeps earlier
+runs' records under ``earlier_runs``.
 """
 
 from __future__ import annotations
@@ -24,25 +31,29 @@ from typing import Any
 import typer
 
 from cryoden import __version__
+from cryoden.cli.batch import DTYPE, check_inputs, plan_outputs, write_output
 from cryoden.cli.common import (
-    MAX_COUNT,
-    MAX_SIDE_PX,
-    check_output_folder,
-    choice,
-    device_option,
     echo,
     flag_names,
-    number,
     output_folder,
-    output_paths,
     progress_bar,
     write_provenance,
 )
+from cryoden.cli.options import (
+    DEVICE,
+    INPUTS,
+    OUTPUT_DIR,
+    THREADS,
+    choice_option,
+    count_option,
+    no_preview_option,
+    number_option,
+    side_option,
+)
+from cryoden.cli.previews import write_preview
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.inference.denoise import BACKENDS, PRECISIONS, Denoiser
-from cryoden.io import MrcData, read_mrc, write_mrc
-from cryoden.io.mrc import probe_mrc
-from cryoden.io.stacks import from_images
+from cryoden.io import MrcData, read_mrc
 from cryoden.models import load_model
 
 #: The Denoiser's parameters and the flags that set them.
@@ -60,45 +71,24 @@ _DEFAULTS = {name: param.default for name, param in inspect.signature(Denoiser).
 
 
 def command(
-    inputs: list[Path] = typer.Argument(..., metavar="IN...", help="MRC images or stacks."),
+    inputs: list[Path] = INPUTS,
     model: Path = typer.Option(..., "--model", "-m", metavar="MODEL", help="Model folder or file."),
-    out_dir: Path = typer.Option(..., "--output", "-o", metavar="OUTDIR", help="Output folder."),
-    device: str = typer.Option(
-        None,
-        "--device",
-        help="cpu, cuda, cuda:1, mps; one this machine has (default: best available).",
-        callback=device_option("--device"),
-    ),
-    tile: int = typer.Option(
-        None,
-        "--tile",
-        help="Tile side in pixels (default: from memory).",
-        callback=number("--tile", minimum=1, maximum=MAX_SIDE_PX),
-    ),
-    batch: int = typer.Option(
-        None,
-        "--batch",
-        help="Tiles per forward pass.",
-        callback=number("--batch", minimum=1, maximum=MAX_COUNT),
-    ),
-    threads: int = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads for torch.",
-        callback=number("--threads", minimum=1, maximum=1024),
-    ),
-    precision: str = typer.Option(
-        None,
+    out_dir: Path = OUTPUT_DIR,
+    device: str = DEVICE,
+    tile: int = side_option("--tile", "Tile side in pixels (default: from memory)."),
+    batch: int = count_option("--batch", "Tiles per forward pass."),
+    threads: int = THREADS,
+    precision: str = choice_option(
         "--precision",
-        help="auto (bf16 where the device has it natively), fp32, bf16 "
+        "auto (bf16 where the device has it natively), fp32, bf16 "
         f"(default: {_DEFAULTS['precision']}).",
-        callback=choice("--precision", PRECISIONS),
+        PRECISIONS,
     ),
-    memory_mb: float = typer.Option(
-        None,
+    memory_mb: float = number_option(
         "--memory-mb",
-        help="Activation memory budget per batch of tiles (MiB), > 0.",
-        callback=number("--memory-mb", above=0, maximum=2.0**40),
+        "Activation memory budget per batch of tiles (MiB), > 0.",
+        above=0,
+        maximum=2.0**40,
     ),
     polyphase: bool = typer.Option(
         None,
@@ -107,23 +97,20 @@ def command(
         "Neighbor2Neighbor models only, which learned at half size).",
         show_default=False,
     ),
-    backend: str = typer.Option(
-        None,
+    backend: str = choice_option(
         "--backend",
-        help="auto (ONNX Runtime for fp32 on the CPU when installed, else PyTorch), torch, "
+        "auto (ONNX Runtime for fp32 on the CPU when installed, else PyTorch), torch, "
         "onnxruntime (fp32 CPU only; pip install 'cryoden\\[onnx]') "
         f"(default: {_DEFAULTS['backend']}).",
-        callback=choice("--backend", BACKENDS),
+        BACKENDS,
     ),
+    dtype: str = DTYPE,
+    no_preview: bool = no_preview_option("the first input beside its denoised version"),
 ) -> None:
     """Denoise MRC images with a trained model; writes OUTDIR/<basename>.mrc."""
     loaded = load_model(model)
-    outputs = output_paths(inputs, out_dir)
-    check_output_folder(out_dir)
-    for path in inputs:  # fail on a bad header before reading any data
-        probe_mrc(path)
-    for path in inputs:  # every input's data, checked before any output is written
-        _check_shape(path, read_mrc(path))
+    outputs, headers = plan_outputs(inputs, out_dir)  # every header, before reading any data
+    notes = check_inputs(inputs, headers, dtype, _check_shape)
     given: dict[str, Any] = {
         "device": device, "tile": tile, "batch": batch, "threads": threads,
         "precision": precision, "memory_mb": memory_mb, "backend": backend,
@@ -132,10 +119,12 @@ def command(
         denoiser = Denoiser(
             loaded, polyphase=polyphase, **{k: v for k, v in given.items() if v is not None}
         )
+    notes.log()
     output_folder(out_dir)
     timings: dict[str, float] = {}
     label = f"cryoden {__version__} denoise {Path(model).name} {time.strftime('%Y-%m-%d')}"
     protected = [*inputs, model]
+    preview = None
     # Reading the next file and writing the previous result run in threads while the network
     # computes (torch releases the GIL), so I/O overlaps with compute.
     with (
@@ -157,14 +146,11 @@ def command(
             if pending is not None:
                 pending.result()
             pending = pool.submit(
-                write_mrc,
-                out,
-                from_images(result if result.ndim == 3 else result[None], mrc),
-                voxel_size_angstrom=mrc.voxel_size_angstrom,
-                origin_angstrom=mrc.origin_angstrom,
-                protected=protected,
-                labels=(*mrc.labels, label),
-            )
+                write_output, out, result, mrc,
+                protected=protected, dtype=dtype, labels=(*mrc.labels, label),
+            )  # fmt: skip
+            if i == 0 and not no_preview:
+                preview = write_preview(out_dir, mrc.data, result)
             del mrc, result
             timings[str(path)] = round(time.perf_counter() - start, 3)
             progress(i + 1, len(inputs))
@@ -175,7 +161,8 @@ def command(
         "denoise",
         {"model": model, "model_config": loaded.config.to_dict(), "inputs": inputs,
          "outputs": outputs, "device": str(denoiser.device), "precision": denoiser.precision,
-         "backend": denoiser.backend, "seconds": timings},
+         "backend": denoiser.backend, "dtype": dtype or "float32", "preview": preview,
+         "seconds": timings},
     )  # fmt: skip
     echo(f"denoised {len(inputs)} file(s) into {out_dir}")
 

@@ -7,9 +7,12 @@ Example::
     cryoden filter bandpass noisy.mrc -o filtered/ --low-cutoff 0.02 --cutoff 0.4 --edge soft
 
 Cutoffs are in Nyquist units (1 = Nyquist = 0.5 cycles/pixel). Each output is
-``OUTDIR/<input basename>.mrc`` with the input's voxel size; inputs are never overwritten.
-Every input is read and checked (header, finite data) and the filter's parameters are checked
-against every image's size before any output is written.
+``OUTDIR/<input basename>.mrc``; inputs are never overwritten. Outputs are float32 (MRC mode 2),
+or float16 (mode 12, half the disk) with ``--dtype float16``; an integer input (int8, int16,
+uint16) comes back as floating point too, since filtered values are not integers. Each output
+keeps its input's voxel size and origin; an unknown voxel size (0 or NaN in the header) stays
+unknown, written as 0, with a warning. Every input is read and checked (header, finite data) and
+the filter's parameters are checked against every image's size before any output is written.
 """
 
 from __future__ import annotations
@@ -21,20 +24,19 @@ from typing import Any
 import numpy as np
 import typer
 
+from cryoden.cli.batch import DTYPE, check_inputs, plan_outputs, write_output
 from cryoden.cli.common import (
-    MAX_SIDE_PX,
     echo,
     flag_names,
-    number,
     output_folder,
-    output_paths,
     progress_bar,
     write_provenance,
 )
+from cryoden.cli.options import INPUTS, OUTPUT_DIR, number_option, side_option
 from cryoden.errors import ParameterError
 from cryoden.filters import FILTERS, apply_filter, check_filter_parameters
-from cryoden.io import probe_mrc, read_mrc, write_mrc
-from cryoden.io.stacks import as_images, from_images
+from cryoden.io import read_mrc
+from cryoden.io.stacks import as_images
 
 #: The filters' parameters and the flags that set them.
 FLAGS = {
@@ -103,53 +105,48 @@ def command(
         metavar="FILTER",
         help="mean, median, gaussian, lowpass, highpass, bandpass, wiener, wiener-fourier.",
     ),
-    inputs: list[Path] = typer.Argument(..., metavar="IN...", help="MRC images or stacks."),
-    out_dir: Path = typer.Option(..., "--output", "-o", metavar="OUTDIR", help="Output folder."),
-    cutoff: float = typer.Option(
-        None,
+    inputs: list[Path] = INPUTS,
+    out_dir: Path = OUTPUT_DIR,
+    cutoff: float = number_option(
         "--cutoff",
-        help="Low-/high-pass cutoff, or band-pass upper edge, in Nyquist units, in (0, 1].",
-        callback=number("--cutoff", above=0, maximum=1),
+        "Low-/high-pass cutoff, or band-pass upper edge, in Nyquist units, in (0, 1].",
+        above=0,
+        maximum=1,
     ),
-    low_cutoff: float = typer.Option(
-        None,
-        "--low-cutoff",
-        help="Band-pass lower edge (Nyquist), in [0, 1).",
-        callback=number("--low-cutoff", minimum=0, maximum=1),
+    low_cutoff: float = number_option(
+        "--low-cutoff", "Band-pass lower edge (Nyquist), in [0, 1).", minimum=0, maximum=1
     ),
-    sigma: float = typer.Option(
-        None,
+    sigma: float = number_option(
         "--sigma",
-        help=f"Gaussian sigma in pixels, >= 0; its kernel (8 sigma wide) must not exceed the image "
+        "Gaussian sigma in pixels, >= 0; its kernel (8 sigma wide) must not exceed the image "
         f"(default: {filter_defaults('gaussian')['sigma_px']:g}).",
-        callback=number("--sigma", minimum=0),
+        minimum=0,
     ),
-    size: int = typer.Option(
-        None,
+    size: int = side_option(
         "--size",
-        help=f"Window size in pixels, odd (mean, median, wiener; default: {_SIZE_DEFAULTS}).",
-        callback=number("--size", minimum=1, maximum=MAX_SIDE_PX, odd=True),
+        f"Window size in pixels, odd (mean, median, wiener; default: {_SIZE_DEFAULTS}).",
+        odd=True,
     ),
     edge: str = typer.Option(
         None,
         "--edge",
         help=f"Fourier filter edge: hard or soft (default: {filter_defaults('lowpass')['edge']}).",
     ),
+    dtype: str = DTYPE,
 ) -> None:
     """Filter MRC images with a classical filter; writes OUTDIR/<basename>.mrc."""
     name = get_filter_name(name)
     params = filter_parameters(
         name, cutoff=cutoff, low_cutoff=low_cutoff, sigma=sigma, size=size, edge=edge
     )
-    outputs = output_paths(inputs, out_dir)
     # Fail on a bad input or parameter before writing anything: every header, the filter's
     # parameters against every image's size, then every input's data (read_mrc refuses NaN).
-    shapes = [probe_mrc(path) for path in inputs]
+    outputs, headers = plan_outputs(inputs, out_dir)
     with flag_names(FLAGS):
-        for shape in set(shapes):
+        for shape in {header.shape for header in headers}:
             check_filter_parameters(name, shape, **params)
-    for path in inputs:
-        as_images(read_mrc(path))
+    notes = check_inputs(inputs, headers, dtype, lambda path, mrc: as_images(mrc))
+    notes.log()
     output_folder(out_dir)
     with progress_bar(f"filter {name}", total=len(inputs)) as progress:
         for i, (path, out) in enumerate(zip(inputs, outputs)):
@@ -157,13 +154,9 @@ def command(
             stack = as_images(mrc)
             with flag_names(FLAGS):
                 result = np.stack([apply_filter(name, image, **params) for image in stack])
-            write_mrc(
-                out,
-                from_images(result, mrc),
-                voxel_size_angstrom=mrc.voxel_size_angstrom,
-                origin_angstrom=mrc.origin_angstrom,
-                protected=inputs,
-            )
+            write_output(out, result, mrc, protected=inputs, dtype=dtype)
             progress(i + 1, len(inputs))
-    write_provenance(out_dir, "filter", {"filter": name, "inputs": inputs, **params})
+    write_provenance(
+        out_dir, "filter", {"filter": name, "inputs": inputs, "dtype": dtype or "float32", **params}
+    )
     echo(f"wrote {len(outputs)} file(s) to {out_dir}")

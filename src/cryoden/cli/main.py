@@ -1,6 +1,7 @@
 """The ``cryoden`` command: one subcommand per verb, each a thin module over the library.
 
-Run ``cryoden COMMAND --help`` for each command's options and an example.
+Run ``cryoden COMMAND --help`` for each command's options and an example: each command's help
+is its module's docstring (:mod:`cryoden.cli.help`).
 """
 
 from __future__ import annotations
@@ -12,23 +13,44 @@ import typer
 
 from cryoden import __version__
 from cryoden.cli import common
+from cryoden.cli.help import MARKUP_MODE, Group, command_help, module_help
 from cryoden.errors import CryodenError
 
 app = typer.Typer(
     name="cryoden",
     help="Deep-learning denoising of cryo-EM images: simulate, add noise, filter, train, "
-    "denoise and evaluate MRC files.",
+    "denoise and evaluate MRC files.\n\n"
+    "Example:\n\n"
+    "    cryoden train n2v --images micrographs/ --out n2v/ --steps 2000\n"
+    "    cryoden denoise --model n2v/ micrographs/*.mrc -o denoised/\n\n"
+    "Run cryoden COMMAND --help for each command's options and an example.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=MARKUP_MODE,
+    cls=Group,
 )
 train_app = typer.Typer(
-    help="Train a denoising model (n2n: noisy pairs; n2v, ne2ne: single noisy images).",
+    help="Train a denoising model (n2n: noisy pairs; n2v, ne2ne: single noisy images; care: "
+    "noisy images with clean targets, the supervised reference).\n\n"
+    "Example:\n\n    cryoden train n2v --images micrographs/ --out n2v/ --steps 5000",
     no_args_is_help=True,
+    rich_markup_mode=MARKUP_MODE,
+    cls=Group,
 )
-models_app = typer.Typer(help="Inspect model files.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks and studies.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Inspect model files.\n\nExample:\n\n    cryoden models info model/",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP_MODE,
+    cls=Group,
+)
+bench_app = typer.Typer(
+    help="Benchmarks and studies.\n\nExample:\n\n    cryoden bench seed --quick --out study/",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP_MODE,
+    cls=Group,
+)
 
 
 def _version(value: bool) -> None:
@@ -63,18 +85,21 @@ def _register() -> None:
         train,
     )
 
-    app.command("demo")(demo.command)
-    app.command("noise")(noise.command)
-    app.command("filter")(filter_cmd.command)
-    app.command("evaluate")(evaluate.command)
-    app.command("simulate")(simulate.command)
-    app.command("denoise")(denoise.command)
-    app.command("split-frames")(split_frames.command)
-    train_app.command("n2n")(train.n2n)
-    train_app.command("n2v")(train.n2v)
-    train_app.command("ne2ne")(train.ne2ne)
-    models_app.command("info")(models_info.command)
-    bench_app.command("seed")(bench_seed.command)
+    commands = {
+        "demo": demo,
+        "noise": noise,
+        "filter": filter_cmd,
+        "evaluate": evaluate,
+        "simulate": simulate,
+        "denoise": denoise,
+        "split-frames": split_frames,
+    }
+    for name, module in commands.items():
+        app.command(name, **module_help(module))(module.command)
+    for name, function in train.COMMANDS.items():  # each subcommand's docstring has its example
+        train_app.command(name, **command_help(function.__doc__))(function)
+    models_app.command("info", **module_help(models_info))(models_info.command)
+    bench_app.command("seed", **module_help(bench_seed))(bench_seed.command)
     app.add_typer(train_app, name="train")
     app.add_typer(models_app, name="models")
     app.add_typer(bench_app, name="bench")

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from cryoden.cli.common import choice, echo, flag_names, number, provenance, write_json_atomic
+from cryoden.cli.common import echo, flag_names, provenance, write_json_atomic
+from cryoden.cli.options import choice_option, number_option
 from cryoden.errors import ParameterError
 from cryoden.io import read_mrc, write_mrc
 from cryoden.io.stacks import as_images, from_images
@@ -41,43 +42,26 @@ FLAGS = {
 def command(
     input_path: Path = typer.Argument(..., metavar="IN.mrc", help="Clean image, stack or volume."),
     output: Path = typer.Option(..., "--output", "-o", metavar="OUT.mrc", help="Noisy output."),
-    snr: float = typer.Option(
-        None,
-        "--snr",
-        help="Target SNR, var(signal)/var(noise), > 0.",
-        callback=number("--snr", above=0),
+    snr: float = number_option("--snr", "Target SNR, var(signal)/var(noise), > 0.", above=0),
+    seed: int = number_option(
+        "--seed", "Random seed, >= 0 (per-section seeds derive from it).", default=0, minimum=0
     ),
-    seed: int = typer.Option(
-        0,
-        "--seed",
-        help="Random seed, >= 0 (per-section seeds derive from it).",
-        callback=number("--seed", minimum=0),
+    model: str = choice_option(
+        "--model", f"Noise model: {', '.join(NOISE_MODELS)} (default: {_DEFAULTS['model']}).",
+        tuple(NOISE_MODELS),
     ),
-    model: str = typer.Option(
-        None,
-        "--model",
-        help=f"Noise model: {', '.join(NOISE_MODELS)} (default: {_DEFAULTS['model']}).",
-        callback=choice("--model", tuple(NOISE_MODELS)),
+    dose: float = number_option(
+        "--dose", "Dose in e/Å² for a Poisson model (instead of --snr), > 0.", above=0
     ),
-    dose: float = typer.Option(
-        None,
-        "--dose",
-        help="Dose in e/Å² for a Poisson model (instead of --snr), > 0.",
-        callback=number("--dose", above=0),
+    pixel_size: float = number_option(
+        "--pixel-size", "Pixel size in Å (default: from the header) for --dose.", above=0
     ),
-    pixel_size: float = typer.Option(
-        None,
-        "--pixel-size",
-        help="Pixel size in Å (default: from the header) for --dose.",
-        callback=number("--pixel-size", above=0),
-    ),
-    read_noise: float = typer.Option(
-        None,
+    read_noise: float = number_option(
         "--read-noise",
-        help=f"Gaussian read noise (counts, >= 0; default: {_DEFAULTS['read_noise_sigma']}).",
-        callback=number("--read-noise", minimum=0),
+        f"Gaussian read noise (counts, >= 0; default: {_DEFAULTS['read_noise_sigma']}).",
+        minimum=0,
     ),
-) -> None:
+) -> None:  # fmt: skip
     """Add Gaussian or Poisson noise at a target SNR (or a dose) to an MRC image."""
     if snr is None and dose is None:
         raise ParameterError("give --snr (or --dose for a Poisson model)")

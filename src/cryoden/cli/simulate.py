@@ -2,7 +2,7 @@
 
 Examples::
 
-    cryoden simulate --out sim/ --phantom groel --n-images 64 --size 128 --pixel-size 2.0 --snr-sweep
+    cryoden simulate --out sim/ --n-images 64 --size 128 --pixel-size 2.0 --snr-sweep
     cryoden simulate --out sim/ --structure 1AON.pdb.gz --n-images 100 --size 256 \\
         --pixel-size 1.5 --snr 0.05,0.1 --ctf-defocus 15000 --seed 3
     cryoden simulate --out fields/ --phantom groel --field --n-images 4 --size 512 \\
@@ -24,17 +24,9 @@ from typing import Any
 
 import typer
 
-from cryoden.cli.common import (
-    MAX_COUNT,
-    check_number,
-    choice,
-    echo,
-    flag_names,
-    number,
-    output_folder,
-    progress_bar,
-    write_provenance,
-)
+from cryoden.cli import common
+from cryoden.cli.common import MAX_COUNT, check_number, echo, flag_names
+from cryoden.cli.options import choice_option, number_option
 from cryoden.errors import ParameterError
 from cryoden.noise import STUDY_SNR_LEVELS
 from cryoden.simulation.config import MIN_SIZE, SimulationConfig
@@ -73,6 +65,17 @@ def _default(cls: type, name: str) -> str:
     return f" \\[default: {value}]"
 
 
+def _option(
+    flag: str, help_text: str, field: str, cls: type = SimulationConfig, **bounds: Any
+) -> Any:
+    """An option for ``cls``'s field ``field`` whose help ends with the library's default; a
+    numeric one (``bounds`` given) is checked as it is parsed."""
+    text = help_text + "." + _default(cls, field)
+    if not bounds:
+        return typer.Option(None, flag, help=text, show_default=False)
+    return number_option(flag, text, show_default=False, **bounds)
+
+
 def parse_snr_list(text: str) -> list[float]:
     """``"0.05,0.1"`` -> ``[0.05, 0.1]``, with a clear error for anything else."""
     try:
@@ -96,94 +99,36 @@ def command(
     structure: Path = typer.Option(
         None, "--structure", help="PDB/mmCIF model (.gz ok) or MRC density map."
     ),
-    phantom: str = typer.Option(
-        None,
-        "--phantom",
-        help="Embedded phantom used without --structure." + _default(SimulationConfig, "phantom"),
-        show_default=False,
-    ),
-    n_images: int = typer.Option(
-        None,
-        "--n-images",
-        help="Number of clean images." + _default(SimulationConfig, "n_images"),
-        show_default=False,
-        callback=number("--n-images", minimum=1, maximum=MAX_COUNT),
-    ),
-    size: int = typer.Option(
-        None,
-        "--size",
-        help="Image side in pixels." + _default(SimulationConfig, "size"),
-        show_default=False,
-        callback=number("--size", minimum=MIN_SIZE, maximum=MAX_SIZE_PX),
-    ),
-    pixel_size: float = typer.Option(
-        None,
-        "--pixel-size",
-        help="Pixel size in Å." + _default(SimulationConfig, "pixel_size_angstrom"),
-        show_default=False,
-        callback=number("--pixel-size", above=0),
-    ),
+    phantom: str = _option("--phantom", "Embedded phantom used without --structure", "phantom"),
+    n_images: int = _option("--n-images", "Number of clean images", "n_images", minimum=1,
+                            maximum=MAX_COUNT),
+    size: int = _option("--size", "Image side in pixels", "size", minimum=MIN_SIZE,
+                        maximum=MAX_SIZE_PX),
+    pixel_size: float = _option("--pixel-size", "Pixel size in Å", "pixel_size_angstrom", above=0),
     snr: str = typer.Option(None, "--snr", help="SNR level(s), comma-separated."),
     snr_sweep: bool = typer.Option(
         False, "--snr-sweep", help="The study's 10 SNRs evenly spaced from 0.01 to 0.5."
     ),
-    ctf_defocus: float = typer.Option(
-        None,
-        "--ctf-defocus",
-        help="Apply a CTF with this defocus in Å (underfocus > 0).",
-        callback=number("--ctf-defocus"),
+    ctf_defocus: float = number_option(
+        "--ctf-defocus", "Apply a CTF with this defocus in Å (underfocus > 0)."
     ),
-    voltage: float = typer.Option(
-        None,
-        "--voltage",
-        help="CTF voltage in kV." + _default(CtfParams, "voltage_kv"),
-        show_default=False,
-        callback=number("--voltage", above=0),
+    voltage: float = _option("--voltage", "CTF voltage in kV", "voltage_kv", CtfParams, above=0),
+    cs: float = _option("--cs", "CTF spherical aberration in mm", "cs_mm", CtfParams, minimum=0),
+    amplitude_contrast: float = _option(
+        "--amplitude-contrast", "CTF amplitude contrast", "amplitude_contrast", CtfParams,
+        minimum=0, maximum=1,
     ),
-    cs: float = typer.Option(
-        None,
-        "--cs",
-        help="CTF spherical aberration in mm." + _default(CtfParams, "cs_mm"),
-        show_default=False,
-        callback=number("--cs", minimum=0),
-    ),
-    amplitude_contrast: float = typer.Option(
-        None,
-        "--amplitude-contrast",
-        help="CTF amplitude contrast." + _default(CtfParams, "amplitude_contrast"),
-        show_default=False,
-        callback=number("--amplitude-contrast", minimum=0, maximum=1),
-    ),
-    ctf_bfactor: float = typer.Option(
-        None,
-        "--ctf-bfactor",
-        help="CTF envelope B-factor in Å²." + _default(CtfParams, "b_factor"),
-        show_default=False,
-        callback=number("--ctf-bfactor", minimum=0),
-    ),
+    ctf_bfactor: float = _option("--ctf-bfactor", "CTF envelope B-factor in Å²", "b_factor",
+                                 CtfParams, minimum=0),
     field: bool = typer.Option(False, "--field", help="Micrograph-like fields of many particles."),
-    noise_model: str = typer.Option(
-        None,
-        "--noise-model",
-        help="gaussian or poisson." + _default(SimulationConfig, "noise_model"),
-        show_default=False,
-        callback=choice("--noise-model", ("gaussian", "poisson")),
+    noise_model: str = choice_option(
+        "--noise-model", "gaussian or poisson." + _default(SimulationConfig, "noise_model"),
+        ("gaussian", "poisson"), show_default=False,
     ),
-    dose: float = typer.Option(
-        None,
-        "--dose",
-        help="Poisson noise at this dose (e/Å²).",
-        callback=number("--dose", above=0),
-    ),
-    seed: int = typer.Option(
-        None,
-        "--seed",
-        help="Base seed; image i uses (seed, i)." + _default(SimulationConfig, "seed"),
-        show_default=False,
-        callback=number("--seed", minimum=0),
-    ),
+    dose: float = number_option("--dose", "Poisson noise at this dose (e/Å²).", above=0),
+    seed: int = _option("--seed", "Base seed; image i uses (seed, i)", "seed", minimum=0),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
-) -> None:
+) -> None:  # fmt: skip
     """Simulate clean projections and paired noisy images (a, b) at chosen SNRs."""
     if snr_sweep and snr is not None:
         raise ParameterError("give either --snr or --snr-sweep, not both")
@@ -193,34 +138,19 @@ def command(
     with flag_names(FLAGS):
         ctf = None
         if ctf_defocus is not None:
-            ctf = CtfParams(
-                defocus_angstrom=ctf_defocus,
-                **_given(
-                    voltage_kv=voltage,
-                    cs_mm=cs,
-                    amplitude_contrast=amplitude_contrast,
-                    b_factor=ctf_bfactor,
-                ),
-            )
-        config = SimulationConfig(
-            ctf=ctf,
-            field=field,
-            **_given(
-                structure=structure,
-                phantom=phantom,
-                n_images=n_images,
-                size=size,
-                pixel_size_angstrom=pixel_size,
-                snr_levels=levels,
-                dose_e_per_a2=dose,
-                noise_model=noise_model,
-                seed=seed,
-            ),
-        )
-        output_folder(out)
-        with progress_bar("simulate", total=config.n_images) as progress:
+            optics = {"voltage_kv": voltage, "cs_mm": cs, "b_factor": ctf_bfactor}
+            optics["amplitude_contrast"] = amplitude_contrast
+            ctf = CtfParams(defocus_angstrom=ctf_defocus, **_given(**optics))
+        given = _given(
+            structure=structure, phantom=phantom, n_images=n_images, size=size,
+            pixel_size_angstrom=pixel_size, snr_levels=levels, dose_e_per_a2=dose,
+            noise_model=noise_model, seed=seed,
+        )  # fmt: skip
+        config = SimulationConfig(ctf=ctf, field=field, **given)
+        common.output_folder(out)
+        with common.progress_bar("simulate", total=config.n_images) as progress:
             simulate_dataset(out, config, overwrite=overwrite, progress=progress)
-    write_provenance(out, "simulate", {"manifest": str(out / "manifest.json")})
+    common.write_provenance(out, "simulate", {"manifest": str(out / "manifest.json")})
     n_levels = len(levels) if levels else 1
     echo(
         f"wrote {config.n_images} clean image(s) and {n_levels} noisy pair set(s) to {out} "

@@ -1,18 +1,28 @@
-"""Train a denoising model: ``n2n`` on noisy pairs, ``n2v`` and ``ne2ne`` on single images.
+"""Train a denoising model: ``n2n`` on noisy pairs, ``n2v`` and ``ne2ne`` on single images, ``care``
+on noisy images with clean targets.
 
 Examples::
 
-    cryoden train n2n --a pairs/even --b pairs/odd --out model/ --max-minutes 30
-    cryoden train n2v --images micrographs/ --out n2v.safetensors --epochs 50
+    cryoden train n2n --a pairs/even --b pairs/odd --out model/ --steps 5000
+    cryoden train n2v --images micrographs/ --out n2v.safetensors --steps 2000 --max-minutes 30
     cryoden train ne2ne --images micrographs/ --out ne2ne/ --arch unet
+    cryoden train care --a sim/snr_0.1000/a --b sim/clean --out care/
 
 Noise2Noise pairs are files of the same name in ``--a`` and ``--b`` (for example the even and odd
-frame sums from ``cryoden split-frames``). Training ends at whichever comes first of ``--epochs``,
-``--max-minutes`` and early stopping on the validation loss (whole images held out), and always
+frame sums from ``cryoden split-frames``). The training budget is ``--steps`` optimiser steps (the
+same seeded run gives the same model on any machine) or else ``--epochs``; ``--max-minutes`` caps
+the wall time, and early stopping on the validation loss may end the run sooner. Training always
 leaves a usable model at ``--out``: a folder (``config.json`` + ``weights.safetensors``) or a
-single ``.safetensors`` file. A checkpoint is written each epoch beside it; ``--resume``
-continues the run from there. ``--init MODEL`` fine-tunes an existing model on new data: the
-network (architecture, width, depth) and its weights come from ``MODEL``.
+single ``.safetensors`` file, with ``preview.png`` in the folder (``<out>.preview.png`` beside a
+file) showing a training image raw and denoised on the same grey scale. A run that ends far short
+of its plan is reported with a warning; a degenerate model (no better than predicting the mean,
+or anti-correlated with its input) is not saved as the model and the command fails with what to
+try. A checkpoint is written each epoch beside it; ``--resume`` continues the run from there.
+``--init MODEL`` fine-tunes an existing model on new data: the network (architecture, width,
+depth) and its weights come from ``MODEL``.
+
+The subcommands are built from one list of shared options (:data:`SHARED`) plus each one's own
+data options, so every option is declared once.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +40,16 @@ from cryoden.cli.common import (
     MAX_COUNT,
     MAX_SIDE_PX,
     choice,
-    device_option,
     echo,
     flag_names,
     number,
     progress_bar,
     provenance,
+    with_flags,
     write_json_atomic,
 )
+from cryoden.cli.options import DEVICE, THREADS, no_preview_option, option_parameter
+from cryoden.cli.previews import write_training_preview
 from cryoden.errors import ParameterError
 from cryoden.io.folders import read_images, read_pairs
 from cryoden.models import load_model
@@ -47,33 +60,46 @@ from cryoden.nets.config import (
     MAX_UNET_DEPTH,
     NetworkConfig,
 )
-from cryoden.training import TrainConfig, train
+from cryoden.training import SCHEMES, TrainConfig, train
 from cryoden.training.data import PairDataset, SingleDataset
-from cryoden.training.defaults import default_network
+from cryoden.training.defaults import DEFAULT_UNET, default_network
 from cryoden.training.losses import LOSSES
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import n2v2_network_config
 
 logger = logging.getLogger("cryoden.cli.train")
 
-OUT_HELP = "Model to write: a folder, or a file ending in .safetensors."
+# The library's defaults, shown in --help; the options themselves default to None, so that
+# only the values a user gives are passed on and every default is set in one place.
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_DEFAULT_ARCH = inspect.signature(default_network).parameters["arch"].default
+_DEFAULT_KERNEL = next(
+    f.default for f in dataclasses.fields(NetworkConfig) if f.name == "kernel_size"
+)
+_DEFAULT_INPUT_IMAGE = inspect.signature(Neighbor2Neighbor).parameters["input_image"].default
 
-#: Command-line option -> TrainConfig field.
+#: Command-line option -> TrainConfig field (``--steps`` where the library has ``max_steps``).
 TRAIN_FIELDS: dict[str, str] = {
-    "epochs": "epochs",
-    "max_minutes": "max_minutes",
-    "patch": "patch",
-    "batch": "batch_size",
-    "steps": "steps_per_epoch",
-    "lr": "learning_rate",
-    "loss": "loss",
-    "patience": "early_stopping_patience",
-    "seed": "seed",
-    "threads": "threads",
+    option: field
+    for option, field in {
+        "epochs": "epochs",
+        "steps": "max_steps",
+        "max_minutes": "max_minutes",
+        "patch": "patch",
+        "batch": "batch_size",
+        "steps_per_epoch": "steps_per_epoch",
+        "lr": "learning_rate",
+        "loss": "loss",
+        "patience": "early_stopping_patience",
+        "seed": "seed",
+        "threads": "threads",
+    }.items()
+    if field in _TRAIN_DEFAULTS
 }
 #: Library parameters and the flags that set them (for error messages).
 FLAGS: dict[str, str] = {
     "epochs": "--epochs",
+    "max_steps": "--steps",
     "max_minutes": "--max-minutes",
     "patch": "--patch",
     "batch_size": "--batch",
@@ -91,48 +117,61 @@ FLAGS: dict[str, str] = {
     "input_image": "--input-image",
 }
 
-# The library's defaults, shown in --help; the options themselves default to None, so that
-# only the values a user gives are passed on and every default is set in one place.
-_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-_DEFAULT_ARCH = inspect.signature(default_network).parameters["arch"].default
-_DEFAULT_KERNEL = next(
-    f.default for f in dataclasses.fields(NetworkConfig) if f.name == "kernel_size"
-)
-_DEFAULT_INPUT_IMAGE = inspect.signature(Neighbor2Neighbor).parameters["input_image"].default
-
 
 def _given(**values: Any) -> dict[str, Any]:
     """The values that are not ``None`` (the options a user gave)."""
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _network_config(scheme: str, arch: str | None, **options: int | None) -> NetworkConfig:
+def _default(value: object) -> str:
+    return f" (default: {value})"
+
+
+def _network_scheme(scheme: str) -> str:
+    """The scheme whose default network ``scheme`` trains (``care`` trains Noise2Noise's
+    network when the library has no entry of its own for it)."""
+    return scheme if scheme in DEFAULT_UNET else "n2n"
+
+
+def _network_config(scheme: str, options: dict[str, Any]) -> NetworkConfig:
     """The scheme's default network (:func:`cryoden.training.defaults.default_network`) with
-    the options given on the command line on top."""
+    the network options given on the command line on top."""
+    arch = options["arch"]
     if arch is not None and arch not in ARCHITECTURES:
         raise ParameterError(f"unknown --arch {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    network = {
+        "kernel_size": options["kernel"], "base_channels": options["base_channels"],
+        "depth": options["depth"], "space_to_depth": options["space_to_depth"],
+    }  # fmt: skip
     with flag_names(FLAGS):
-        return default_network(scheme, **_given(arch=arch, **options))
+        return default_network(_network_scheme(scheme), **_given(arch=arch, **network))
 
 
 def _train_config(options: dict[str, Any]) -> TrainConfig:
     """The TrainConfig of the given options; ``options`` gets the values used (defaults
     included), for the training log."""
-    given = {TRAIN_FIELDS[k]: options[k] for k in TRAIN_FIELDS if options[k] is not None}
+    given = {TRAIN_FIELDS[k]: options[k] for k in TRAIN_FIELDS if options.get(k) is not None}
     with flag_names(FLAGS):
         config = TrainConfig(**given)
     options.update({k: getattr(config, field) for k, field in TRAIN_FIELDS.items()})
     return config
 
 
+def planned_steps(config: TrainConfig) -> int:
+    """The optimiser steps the run plans: ``max_steps`` when set, else every epoch's."""
+    max_steps = getattr(config, "max_steps", None)
+    return int(max_steps) if max_steps else config.epochs * config.steps_per_epoch
+
+
 def _run(
     scheme: str | Neighbor2Neighbor,
     dataset: Any,
     network: NetworkConfig,
-    config: TrainConfig,
     options: dict[str, Any],
     summary: dict[str, Any],
+    first_image: Any,
 ) -> None:
+    config = _train_config(options)
     out = Path(options["out"])
     initial = None
     if options.get("init") is not None:
@@ -145,7 +184,7 @@ def _run(
         initial = start.network.state_dict()
     name = scheme if isinstance(scheme, str) else scheme.name
     with (
-        progress_bar(f"train {name}", total=config.epochs * config.steps_per_epoch) as progress,
+        progress_bar(f"train {name} (steps)", total=planned_steps(config)) as progress,
         flag_names(FLAGS),
     ):
         result = train(
@@ -153,249 +192,281 @@ def _run(
             out=out, resume=options["resume"], progress=progress, data_summary=summary,
             device=options["device"], initial_weights=initial,
         )  # fmt: skip
+    warnings = list(getattr(result, "warnings", None) or [])
+    for warning in warnings:
+        logger.warning("%s", with_flags(warning, FLAGS))
     record = provenance(f"train {name}", {**options, "network": network.to_dict()})
     record["result"] = {
         "stopped": result.stopped,
+        "steps": getattr(result, "steps", None),
+        "wall_seconds": getattr(result, "wall_seconds", None),
         "best_epoch": result.best_epoch,
         "best_validation_loss": result.best_validation_loss,
+        "warnings": warnings,
         "history": [r.to_dict() for r in result.history],
     }
     log_path = out / "training_log.json" if out.is_dir() else Path(f"{out}.training_log.json")
     write_json_atomic(log_path, record)
+    if not options["no_preview"]:
+        write_training_preview(out, first_image, options["device"])
+    steps = getattr(result, "steps", None)
+    done = f"{steps} of {planned_steps(config)} steps, " if steps is not None else ""
     echo(
-        f"{out}: best epoch {result.best_epoch} of {len(result.history)} "
+        f"{out}: {done}best epoch {result.best_epoch} of {len(result.history)} "
         f"(validation loss {result.best_validation_loss:.5g}; stopped by {result.stopped})"
     )
 
 
-def _options(**kwargs: Any) -> dict[str, Any]:
-    return kwargs
+# ------------------------------------------------------------------------------ options
 
 
-def _default(value: object) -> str:
-    return f" (default: {value})"
-
-
-def _network_options(scheme: str) -> dict[str, Any]:
-    """The --base-channels, --depth and --space-to-depth options, whose defaults (shown in the
-    help) are the scheme's default network's."""
-    unet, seed = default_network(scheme), default_network(scheme, "seed5")
+def _network_options() -> dict[str, Any]:
+    """--base-channels, --depth and --space-to-depth, with the default networks' values."""
+    unet, seed = default_network("n2v"), default_network("n2v", "seed5")
+    pairs = default_network("n2n")
     return {
-        "base": typer.Option(
-            None,
-            "--base-channels",
-            help=f"Channels of the first level (default: U-Net {unet.base_channels}, "
-            f"seed nets {seed.base_channels}).",
+        "base_channels": typer.Option(
+            None, "--base-channels",
+            help=f"Channels of the first level (default: U-Net {pairs.base_channels} for n2n and "
+            f"care, {unet.base_channels} for n2v and ne2ne; seed nets {seed.base_channels}).",
             callback=number("--base-channels", minimum=1, maximum=MAX_BASE_CHANNELS),
         ),
         "depth": typer.Option(
-            None,
-            "--depth",
-            help=f"U-Net levels (default: {unet.depth}; seed nets fixed).",
+            None, "--depth", help=f"U-Net levels (default: {unet.depth}; seed nets fixed).",
             callback=number("--depth", minimum=1, maximum=MAX_UNET_DEPTH),
         ),
-        "s2d": typer.Option(
-            None,
-            "--space-to-depth",
+        "space_to_depth": typer.Option(
+            None, "--space-to-depth",
             help="U-Net only. 2: work on 2x2 pixel blocks at half size (a quarter of the FLOPs "
-            "per pixel, in wider convolutions); 1: full-size first level"
-            + _default(unet.space_to_depth)
-            + ".",
+            "per pixel, in wider convolutions); 1: full-size first level (default: "
+            f"{pairs.space_to_depth} for n2n and care, {unet.space_to_depth} otherwise).",
             callback=number("--space-to-depth", minimum=1, maximum=2),
         ),
+    }  # fmt: skip
+
+
+def _count(flag: str, help_text: str, field: str | None = None) -> Any:
+    """A positive count option; ``field``'s library default is shown in the help."""
+    default = _default(_TRAIN_DEFAULTS[field]) if field else ""
+    return typer.Option(
+        None, flag, help=f"{help_text}{default}.",
+        callback=number(flag, minimum=1, maximum=MAX_COUNT),
+    )  # fmt: skip
+
+
+#: The options every train subcommand has, in --help order (name, type, declaration).
+SHARED: dict[str, tuple[type, Any]] = {
+    "out": (Path, typer.Option(
+        ..., "--out", metavar="MODEL", help="Model to write: a folder, or a file ending in "
+        ".safetensors.")),
+    "arch": (str, typer.Option(
+        None, "--arch", help=f"Network: {', '.join(ARCHITECTURES)}{_default(_DEFAULT_ARCH)}.",
+        callback=choice("--arch", tuple(ARCHITECTURES)))),
+    "kernel": (int, typer.Option(
+        None, "--kernel", help=f"Convolution kernel size, odd{_default(_DEFAULT_KERNEL)}.",
+        callback=number("--kernel", minimum=1, maximum=MAX_KERNEL_SIZE, odd=True))),
+    **{name: (int, option) for name, option in _network_options().items()},
+    "steps": (int, _count(
+        "--steps", "Training budget in optimiser steps (the same seeded run gives the same "
+        "model on any machine); overrides --epochs")),
+    "epochs": (int, _count("--epochs", "Budget in epochs when --steps is not given", "epochs")),
+    "max_minutes": (float, typer.Option(
+        None, "--max-minutes", help="Wall-clock cap on training, > 0 (the run stops there "
+        "and warns if it is far short of its planned steps).",
+        callback=number("--max-minutes", above=0))),
+    "patch": (int, typer.Option(
+        None, "--patch", help=f"Training patch side in pixels{_default(_TRAIN_DEFAULTS['patch'])}.",
+        callback=number("--patch", minimum=1, maximum=MAX_SIDE_PX))),
+    "batch": (int, _count("--batch", "Patches per optimiser step", "batch_size")),
+    "steps_per_epoch": (int, _count(
+        "--steps-per-epoch", "Optimiser steps per epoch (one validation each)",
+        "steps_per_epoch")),
+    "lr": (float, typer.Option(
+        None, "--lr", help="Adam learning rate, with cosine decay"
+        f"{_default(_TRAIN_DEFAULTS['learning_rate'])}.",
+        callback=number("--lr", above=0, maximum=1e3))),
+    "loss": (str, typer.Option(
+        None, "--loss", help=f"l2 or l1{_default(_TRAIN_DEFAULTS['loss'])}.",
+        callback=choice("--loss", LOSSES))),
+    "patience": (int, _count(
+        "--patience", "Early stopping: epochs without improvement", "early_stopping_patience")),
+    "seed": (int, typer.Option(
+        None, "--seed", help="Random seed of the weights, patches, masks and split"
+        f"{_default(_TRAIN_DEFAULTS['seed'])}.", callback=number("--seed", minimum=0))),
+    "resume": (bool, typer.Option(
+        False, "--resume", help="Continue from the checkpoint beside --out.")),
+    "threads": (int, THREADS),
+    "device": (str, DEVICE),
+    "init": (Path, typer.Option(
+        None, "--init", metavar="MODEL", help="Fine-tune this model: start from its network "
+        "and weights (its network wins over --arch).")),
+    "no_preview": (bool, no_preview_option("a training image beside the model's output")),
+}  # fmt: skip
+
+_PAIRS = {
+    "n2n": ("First noisy image of each pair.", "Second noisy image (same names)."),
+    "care": ("Noisy images (the network's input).", "Clean images of the same names (targets)."),
+}
+
+
+def _pair_options(scheme: str) -> dict[str, tuple[type, Any]]:
+    a_help, b_help = _PAIRS[scheme]
+    return {
+        "a": (Path, typer.Option(..., "--a", metavar="DIR", help=a_help)),
+        "b": (Path, typer.Option(..., "--b", metavar="DIR", help=b_help)),
     }
 
 
-NET = {scheme: _network_options(scheme) for scheme in ("n2n", "n2v", "ne2ne")}
-
-# Shared option declarations (typer reads them from each function's signature).
-ARCH = typer.Option(
-    None,
-    "--arch",
-    help=f"Network: {', '.join(ARCHITECTURES)}" + _default(_DEFAULT_ARCH) + ".",
-    callback=choice("--arch", tuple(ARCHITECTURES)),
-)
-KERNEL = typer.Option(
-    None,
-    "--kernel",
-    help="Convolution kernel size, odd" + _default(_DEFAULT_KERNEL) + ".",
-    callback=number("--kernel", minimum=1, maximum=MAX_KERNEL_SIZE, odd=True),
-)
-EPOCHS = typer.Option(
-    None,
-    "--epochs",
-    help="Maximum number of epochs" + _default(_TRAIN_DEFAULTS["epochs"]) + ".",
-    callback=number("--epochs", minimum=1, maximum=MAX_COUNT),
-)
-MINUTES = typer.Option(
-    None,
-    "--max-minutes",
-    help="Wall-clock limit for training, > 0.",
-    callback=number("--max-minutes", above=0),
-)
-PATCH = typer.Option(
-    None,
-    "--patch",
-    help="Training patch side in pixels" + _default(_TRAIN_DEFAULTS["patch"]) + ".",
-    callback=number("--patch", minimum=1, maximum=MAX_SIDE_PX),
-)
-BATCH = typer.Option(
-    None,
-    "--batch",
-    help="Patches per optimiser step" + _default(_TRAIN_DEFAULTS["batch_size"]) + ".",
-    callback=number("--batch", minimum=1, maximum=MAX_COUNT),
-)
-STEPS = typer.Option(
-    None,
-    "--steps-per-epoch",
-    help="Optimiser steps per epoch" + _default(_TRAIN_DEFAULTS["steps_per_epoch"]) + ".",
-    callback=number("--steps-per-epoch", minimum=1, maximum=MAX_COUNT),
-)
-LR = typer.Option(
-    None,
-    "--lr",
-    help="Adam learning rate, with cosine decay" + _default(_TRAIN_DEFAULTS["learning_rate"]) + ".",
-    callback=number("--lr", above=0, maximum=1e3),
-)
-LOSS = typer.Option(
-    None,
-    "--loss",
-    help="l2 or l1" + _default(_TRAIN_DEFAULTS["loss"]) + ".",
-    callback=choice("--loss", LOSSES),
-)
-PATIENCE = typer.Option(
-    None,
-    "--patience",
-    help="Early stopping: epochs without improvement"
-    + _default(_TRAIN_DEFAULTS["early_stopping_patience"])
-    + ".",
-    callback=number("--patience", minimum=1, maximum=MAX_COUNT),
-)
-SEED = typer.Option(
-    None,
-    "--seed",
-    help="Random seed of the weights, patches, masks and split"
-    + _default(_TRAIN_DEFAULTS["seed"])
-    + ".",
-    callback=number("--seed", minimum=0),
-)
-RESUME = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out.")
-INIT = typer.Option(
-    None,
-    "--init",
-    metavar="MODEL",
-    help="Fine-tune this model: start from its network and weights (its network wins over --arch).",
-)
-THREADS = typer.Option(
-    None,
-    "--threads",
-    help="CPU threads for torch.",
-    callback=number("--threads", minimum=1, maximum=1024),
-)
-DEVICE = typer.Option(
-    None,
-    "--device",
-    help="cpu, cuda, cuda:1, mps; one this machine has (default: best available).",
-    callback=device_option("--device"),
-)
+IMAGES = {
+    "images": (list[Path], typer.Option(..., "--images", metavar="DIR", help="Noisy images."))
+}
 
 
-def n2n(
-    a: Path = typer.Option(..., "--a", metavar="DIR", help="First noisy image of each pair."),
-    b: Path = typer.Option(..., "--b", metavar="DIR", help="Second noisy image (same names)."),
-    out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
-    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["n2n"]["base"],
-    depth: int = NET["n2n"]["depth"], space_to_depth: int = NET["n2n"]["s2d"],
-    epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
-    steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
-    seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
-    init: Path = INIT,
-) -> None:  # fmt: skip
-    """Noise2Noise: learn to predict one noisy image of a pair from the other."""
-    network = _network_config(
-        "n2n", arch, kernel_size=kernel, base_channels=base_channels, depth=depth,
-        space_to_depth=space_to_depth,
-    )  # fmt: skip
-    options = _options(
-        out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
-        lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, init=init, a=a, b=b,
-    )  # fmt: skip
-    config = _train_config(options)
-    pairs, names = read_pairs(a, b)
-    dataset = PairDataset(pairs, sources=names)
-    summary = {"a": str(a), "b": str(b), "n_pairs": len(pairs)}
-    _run("n2n", dataset, network, config, options, summary)
+def _subcommand(
+    name: str, doc: str, own: dict[str, tuple[type, Any]], body: Callable[[dict[str, Any]], None]
+) -> Callable[..., None]:
+    """A typer command named ``name`` whose options are ``own`` then :data:`SHARED`, calling
+    ``body`` with all of them as one dict."""
+
+    def command(**options: Any) -> None:
+        body(options)
+
+    parameters = [option_parameter(n, t, o) for n, (t, o) in {**own, **SHARED}.items()]
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = doc
+    return command
 
 
-def n2v(
-    images: list[Path] = typer.Option(..., "--images", metavar="DIR", help="Noisy images."),
-    out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
-    variant: str = typer.Option(
-        "n2v",
-        "--variant",
-        help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median).",
-        callback=choice("--variant", ("n2v", "n2v2")),
-    ),
-    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["n2v"]["base"],
-    depth: int = NET["n2v"]["depth"], space_to_depth: int = NET["n2v"]["s2d"],
-    epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
-    steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
-    seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
-    init: Path = INIT,
-) -> None:  # fmt: skip
-    """Noise2Void: blind-spot training from single noisy images."""
-    if variant not in ("n2v", "n2v2"):
-        raise ParameterError(f"--variant must be n2v or n2v2, got {variant!r}")
-    network = _network_config(
-        "n2v", arch, kernel_size=kernel, base_channels=base_channels, depth=depth,
-        space_to_depth=space_to_depth,
-    )  # fmt: skip
+# ------------------------------------------------------------------------------ commands
+
+
+def _shapes(images: Any) -> list[list[int]]:
+    """The distinct image shapes ``[height, width]`` in pixels, for the training record."""
+    return [list(shape) for shape in sorted({tuple(image.shape[-2:]) for image in images})]
+
+
+def _pairs(scheme: str) -> Callable[[dict[str, Any]], None]:
+    def body(options: dict[str, Any]) -> None:
+        network = _network_config(scheme, options)
+        _train_config(dict(options))  # refuse bad options before reading any data
+        pairs, names = read_pairs(options["a"], options["b"])
+        summary = {"a": str(options["a"]), "b": str(options["b"]), "n_pairs": len(pairs)}
+        summary["shapes"] = _shapes(a for a, _ in pairs)
+        # The scheme says on which images of a pair the normalisation is fitted (CARE: the
+        # noisy input alone, so that outputs come back in the input's intensity scale).
+        fit_on = getattr(SCHEMES.get(scheme), "pair_fit_on", None) or "both"
+        dataset = PairDataset(pairs, sources=names, fit_on=fit_on)
+        _run(scheme, dataset, network, options, summary, pairs[0][0])
+
+    return body
+
+
+def _n2v(options: dict[str, Any]) -> None:
+    variant = options["variant"]
+    network = _network_config("n2v", options)
     if variant == "n2v2":
         if network.arch != "unet":
             raise ParameterError("--variant n2v2 needs --arch unet (blur-pool, no top skip)")
         network = n2v2_network_config(network)
-    options = _options(
-        out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
-        lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, init=init, images=images, variant=variant,
-    )  # fmt: skip
-    config = _train_config(options)
-    arrays, names = read_images(images)
-    summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
-    _run(variant, SingleDataset(arrays, sources=names), network, config, options, summary)
+    _train_config(dict(options))
+    arrays, names = read_images(options["images"])
+    summary = {"images": [str(p) for p in options["images"]], "n_images": len(arrays)}
+    summary["shapes"] = _shapes(arrays)
+    _run(variant, SingleDataset(arrays, sources=names), network, options, summary, arrays[0])
 
 
-def ne2ne(
-    images: list[Path] = typer.Option(..., "--images", metavar="DIR", help="Noisy images."),
-    out: Path = typer.Option(..., "--out", metavar="MODEL", help=OUT_HELP),
-    arch: str = ARCH, kernel: int = KERNEL, base_channels: int = NET["ne2ne"]["base"],
-    depth: int = NET["ne2ne"]["depth"], space_to_depth: int = NET["ne2ne"]["s2d"],
-    epochs: int = EPOCHS, max_minutes: float = MINUTES, patch: int = PATCH, batch: int = BATCH,
-    steps: int = STEPS, lr: float = LR, loss: str = LOSS, patience: int = PATIENCE,
-    seed: int = SEED, resume: bool = RESUME, threads: int = THREADS, device: str = DEVICE,
-    init: Path = INIT,
-    input_image: str = typer.Option(
-        None, "--input-image",
-        help="What the network sees of each 2x2 cell: cell-mean (the mean of the three pixels "
-        "other than the target's) or neighbour (one pixel, Huang et al. 2021)"
-        + _default(_DEFAULT_INPUT_IMAGE) + ".",
-    ),
-) -> None:  # fmt: skip
-    """Neighbor2Neighbor: sub-sampled neighbour pairs from single noisy images."""
-    network = _network_config(
-        "ne2ne", arch, kernel_size=kernel, base_channels=base_channels, depth=depth,
-        space_to_depth=space_to_depth,
-    )  # fmt: skip
-    options = _options(
-        out=out, epochs=epochs, max_minutes=max_minutes, patch=patch, batch=batch, steps=steps,
-        lr=lr, loss=loss, patience=patience, seed=seed, resume=resume, threads=threads,
-        device=device, init=init, images=images, input_image=input_image,
-    )  # fmt: skip
-    config = _train_config(options)
+def _ne2ne(options: dict[str, Any]) -> None:
+    network = _network_config("ne2ne", options)
+    _train_config(dict(options))
     with flag_names(FLAGS):
-        scheme = Neighbor2Neighbor(**_given(loss=loss, input_image=input_image))
+        scheme = Neighbor2Neighbor(
+            **_given(loss=options["loss"], input_image=options["input_image"])
+        )
     options["input_image"] = scheme.input_image
-    arrays, names = read_images(images)
-    summary = {"images": [str(p) for p in images], "n_images": len(arrays)}
-    _run(scheme, SingleDataset(arrays, sources=names), network, config, options, summary)
+    arrays, names = read_images(options["images"])
+    summary = {"images": [str(p) for p in options["images"]], "n_images": len(arrays)}
+    summary["shapes"] = _shapes(arrays)
+    _run(scheme, SingleDataset(arrays, sources=names), network, options, summary, arrays[0])
+
+
+n2n = _subcommand(
+    "n2n",
+    """Noise2Noise: learn to predict one noisy image of a pair from the other.
+
+Example:
+
+    cryoden train n2n --a pairs/even --b pairs/odd --out model/ --steps 5000
+
+Pairs are files of the same name in --a and --b, e.g. the even and odd frame sums of
+cryoden split-frames. The model is written to --out with a preview.png (raw | denoised).""",
+    _pair_options("n2n"),
+    _pairs("n2n"),
+)
+care = _subcommand(
+    "care",
+    """CARE: supervised training on noisy images with clean targets (the reference).
+
+Example:
+
+    cryoden train care --a sim/snr_0.1000/a --b sim/clean --out care/ --steps 5000
+
+The supervised ceiling that the self-supervised schemes are measured against: it needs clean
+targets, which real micrographs do not have, so it is for simulated data (cryoden simulate
+writes clean/ beside each SNR's a/ and b/). The intensity normalisation is fitted on the noisy
+input only, so the output comes back in the input's intensity scale.""",
+    _pair_options("care"),
+    _pairs("care"),
+)
+n2v = _subcommand(
+    "n2v",
+    """Noise2Void: blind-spot training from single noisy images.
+
+Example:
+
+    cryoden train n2v --images micrographs/ --out n2v.safetensors --steps 2000
+
+A single micrograph trains too: validation then uses held-out patches of it.""",
+    {
+        **IMAGES,
+        "variant": (
+            str,
+            typer.Option(
+                "n2v",
+                "--variant",
+                help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median).",
+                callback=choice("--variant", ("n2v", "n2v2")),
+            ),
+        ),
+    },  # fmt: skip
+    _n2v,
+)
+ne2ne = _subcommand(
+    "ne2ne",
+    """Neighbor2Neighbor: sub-sampled neighbour pairs from single noisy images.
+
+Example:
+
+    cryoden train ne2ne --images micrographs/ --out ne2ne/ --steps 2000
+
+Pairs of neighbouring sub-images at half size (from the 2x2 cells of each image) carry
+independent noise: the network learns to predict one from the other.""",
+    {
+        **IMAGES,
+        "input_image": (
+            str,
+            typer.Option(
+                None,
+                "--input-image",
+                help="What the network sees of each 2x2 cell: cell-mean (the mean of the three "
+                "pixels other than the target's) or neighbour (one pixel, Huang et al. 2021)"
+                + _default(_DEFAULT_INPUT_IMAGE)
+                + ".",
+            ),
+        ),
+    },  # fmt: skip
+    _ne2ne,
+)
+
+#: The ``cryoden train`` subcommands, in --help order.
+COMMANDS: dict[str, Callable[..., None]] = {"n2n": n2n, "n2v": n2v, "ne2ne": ne2ne, "care": care}

@@ -2,7 +2,7 @@
 
 An image of any size is cut into overlapping tiles; each tile is predicted (in batches) and
 the predictions are blended with weights that rise as a raised cosine across the middle of
-each overlap. Near an interior tile edge, where the network saw zero padding instead of the
+each overlap. Near an interior tile edge, where the network saw its own padding instead of the
 neighbouring pixels, a tile's weight is tiny (``EDGE_WEIGHT``) and its neighbour's is ~1, so
 with an overlap of at least four times the receptive-field radius, tiled and whole-image
 predictions agree to float precision. Weights are strictly positive and the blend is divided by

@@ -47,6 +47,10 @@ READABLE_MODES: dict[int, str] = REAL_MODES
 COMPLEX_MODES: dict[int, str] = {3: "complex int16", 4: "complex float32"}
 
 STACK_SUFFIXES: tuple[str, ...] = (".mrcs",)
+#: Data types :func:`write_mrc` writes: float32 (mode 2) and float16 (mode 12).
+WRITE_DTYPES: tuple[str, ...] = ("float32", "float16")
+#: Largest finite float16 value.
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 PathLike = str | os.PathLike[str]
 Triple = tuple[float, float, float]
@@ -339,6 +343,7 @@ def write_mrc(
     origin_angstrom: Iterable[float] | None = None,
     protected: Iterable[PathLike] = (),
     labels: Sequence[str] = (),
+    dtype: str = "float32",
 ) -> None:
     """Write an image, stack or volume as a float32 (mode 2) MRC file, atomically.
 
@@ -359,6 +364,9 @@ def write_mrc(
     labels
         Header text labels (processing history; ASCII, 80 characters each). The header holds
         10: when more are given, the last 10 are kept.
+    dtype
+        ``"float32"`` (mode 2) or ``"float16"`` (mode 12, half the bytes); values beyond
+        float16's range (:data:`FLOAT16_MAX`) are refused with a :class:`ParameterError`.
 
     Raises
     ------
@@ -384,12 +392,19 @@ def write_mrc(
         raise ParameterError("MRC data must be real, got complex values")
     if np.issubdtype(array.dtype, np.number) and not np.isfinite(array).all():
         raise ParameterError("MRC data contains NaN or infinite values; not writing it")
+    if dtype not in WRITE_DTYPES:
+        raise ParameterError(f"dtype must be one of {', '.join(WRITE_DTYPES)}, got {dtype!r}")
+    if dtype == "float16" and array.size and float(np.max(np.abs(array))) > FLOAT16_MAX:
+        raise ParameterError(
+            f"values up to {float(np.max(np.abs(array))):.6g} overflow float16 (largest "
+            f"{FLOAT16_MAX:g}); write float32 instead"
+        )
     voxel = _as_triple(voxel_size_angstrom, "voxel_size_angstrom", positive=True)
     origin = _as_triple(origin_angstrom, "origin_angstrom", positive=False)
     with atomic_output(path) as tmp:
         _write_mrc_file(
             tmp,
-            array.astype(np.float32, copy=False),
+            array.astype(np.dtype(dtype), copy=False),
             voxel,
             origin,
             stack=is_stack_path(path),

@@ -5,7 +5,7 @@ Training writes model files and inference reads them; both stand on this layer, 
 """
 
 from cryoden.models.config import SCHEME_ALIASES, ModelConfig
-from cryoden.models.files import LoadedModel, load_model, save_model
+from cryoden.models.files import LoadedModel, load_model, remove_model, save_model
 from cryoden.models.normalization import NormalizationSpec, RobustNormalization
 from cryoden.models.safetensors_file import check_safetensors, read_tensors
 
@@ -18,5 +18,6 @@ __all__ = [
     "check_safetensors",
     "load_model",
     "read_tensors",
+    "remove_model",
     "save_model",
 ]

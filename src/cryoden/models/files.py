@@ -108,6 +108,18 @@ def save_model(path: str | os.PathLike[str], network: nn.Module, model_config: M
     return path
 
 
+def remove_model(path: str | os.PathLike[str]) -> None:
+    """Remove the model file at ``path`` (the ``.safetensors`` file, or the folder's
+    ``config.json`` and ``weights.safetensors``, then the folder if nothing else is in it);
+    what is not there is skipped."""
+    path = Path(path)
+    files = [path] if is_single_file(path) else [path / CONFIG_NAME, path / WEIGHTS_NAME]
+    for file in files:
+        file.unlink(missing_ok=True)
+    if not is_single_file(path) and path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+
+
 def _parse_config(path: Path, text: str) -> ModelConfig:
     try:
         data = json.loads(text)

@@ -16,21 +16,54 @@ def activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
-    """A 'same' convolution (zero padding ``kernel_size // 2``)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+class ReflectConv2d(nn.Conv2d):
+    """A 'same' convolution whose input is padded by reflection (``kernel_size // 2`` pixels).
+
+    Reflection continues the image (or feature map) across its border, so the outermost pixels
+    see context like the interior's instead of zeros, which a network otherwise learns to
+    answer with a frame along the border. A map too small to reflect (a side of at most the
+    pad, as at the bottleneck of a deep network on a small input) is padded by replicating its
+    edge. The weights are an ``nn.Conv2d``'s (same names and shapes), so ``isinstance`` checks
+    and state dicts treat it as one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=0)
+        self.pad = kernel_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            mode = "reflect" if min(int(x.shape[-2]), int(x.shape[-1])) > self.pad else "replicate"
+            x = F.pad(x, (self.pad, self.pad, self.pad, self.pad), mode=mode)
+        return super().forward(x)
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, padding: str) -> nn.Conv2d:
+    """A 'same' convolution: ``padding`` ``"reflect"`` (:class:`ReflectConv2d`) or ``"zeros"``
+    (``nn.Conv2d`` with zero padding ``kernel_size // 2``)."""
+    if padding == "reflect":
+        return ReflectConv2d(in_channels, out_channels, kernel_size)
+    if padding == "zeros":
+        return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+    raise ValueError(f"unknown padding {padding!r}")
 
 
 class ConvBlock(nn.Sequential):
-    """``n`` times (convolution, activation)."""
+    """``n`` times (convolution with ``padding``, activation)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, act: str, n: int = 2
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        act: str,
+        padding: str,
+        n: int = 2,
     ) -> None:
         layers: list[nn.Module] = []
         for i in range(n):
-            layers += [conv(in_channels if i == 0 else out_channels, out_channels, kernel_size)]
-            layers += [activation(act)]
+            in_ch = in_channels if i == 0 else out_channels
+            layers += [conv(in_ch, out_channels, kernel_size, padding), activation(act)]
         super().__init__(*layers)
 
 

@@ -7,6 +7,11 @@ Model files may carry the fields ``activation``, ``upsampling`` and ``residual``
 options: :meth:`NetworkConfig.from_dict` accepts them at the one value every network has (see
 :data:`LEGACY_FIELDS`) and refuses any other, since it would describe a network this cryoden
 cannot build.
+
+Convolutions pad their input by reflection (``padding="reflect"``), so no frame appears along
+image borders. Model files written without a ``padding`` field computed with zero padding;
+:meth:`NetworkConfig.from_dict` reads them as ``padding="zeros"``, so they compute what they
+always did.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "r
 #: Fields a model file may hold that are not options, with the value every network has
 #: (``activation``, also accepted, must be the architecture's own, :data:`ACTIVATION`).
 LEGACY_FIELDS: dict[str, object] = {"upsampling": "bilinear", "residual": False}
+#: Padding modes of the 'same' convolutions: reflection (new networks) or zeros.
+PADDINGS: tuple[str, ...] = ("reflect", "zeros")
+#: The padding of a network whose stored config has no ``padding`` field (written before the
+#: field existed, when every convolution padded with zeros).
+UNRECORDED_PADDING = "zeros"
 MAX_UNET_DEPTH = 6
 #: Upper bounds of a network's size fields. A model file is untrusted input: a config naming
 #: absurd sizes is refused here, before any network is built and any weight is allocated.
@@ -154,6 +164,10 @@ class NetworkConfig:
         as channels (``pixel_unshuffle``) and returns to full size with ``pixel_shuffle``. For
         the same width, a quarter of the FLOPs per pixel and wider, faster convolutions.
         Only ``unet``.
+    padding
+        How the 'same' convolutions pad their input: ``"reflect"`` (default; the border pixels
+        see mirrored context, so no frame appears along image edges) or ``"zeros"`` (model files
+        without the field, which :meth:`from_dict` reads as zeros).
 
     Examples
     --------
@@ -172,6 +186,7 @@ class NetworkConfig:
     blurpool: bool = False
     top_skip: bool = True
     space_to_depth: int = 1
+    padding: str = "reflect"
 
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ARCHITECTURES)
@@ -203,6 +218,7 @@ class NetworkConfig:
             )
         if self.space_to_depth != 1 and self.arch != "unet":
             raise ParameterError(f"network space_to_depth needs arch unet, got {self.arch}")
+        _check_choice("padding", self.padding, PADDINGS)
         parameters = estimated_parameters(self)
         if parameters > MAX_PARAMETERS:
             raise ParameterError(
@@ -232,7 +248,12 @@ class NetworkConfig:
         """Build and validate a configuration; unknown or invalid fields raise ParameterError.
 
         Legacy fields (:data:`LEGACY_FIELDS`, ``activation``) are accepted at the value every
-        network has and dropped; another value raises ParameterError.
+        network has and dropped; another value raises ParameterError. A dict without
+        ``padding`` was stored before the field existed and describes a zero-padded network
+        (:data:`UNRECORDED_PADDING`), not the current default.
+
+        >>> NetworkConfig.from_dict({"arch": "seed4"}).padding
+        'zeros'
         """
         if not isinstance(data, dict):
             raise ParameterError(f"network config must be a JSON object, got {type(data).__name__}")
@@ -244,7 +265,7 @@ class NetworkConfig:
                 f"unknown network config field(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        return cls(**data)
+        return cls(**{"padding": UNRECORDED_PADDING, **data})
 
     def replace(self, **changes: Any) -> NetworkConfig:
         """A copy with some fields changed (validated again)."""

@@ -45,7 +45,11 @@ class EncoderDecoder(nn.Module):
         layers: list[nn.Module] = []
         in_ch = config.in_channels
         for width in widths:
-            layers += [conv(in_ch, width, k), activation(act), downsample(width, config.blurpool)]
+            layers += [
+                conv(in_ch, width, k, config.padding),
+                activation(act),
+                downsample(width, config.blurpool),
+            ]
             in_ch = width
         self.encoder = nn.Sequential(*layers)
         layers = []
@@ -53,7 +57,7 @@ class EncoderDecoder(nn.Module):
             out_ch = widths[i - 1] if i > 0 else widths[0]
             layers += [
                 nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
-                conv(in_ch, out_ch, k),
+                conv(in_ch, out_ch, k, config.padding),
                 activation(act),
             ]
             in_ch = out_ch

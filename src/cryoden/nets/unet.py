@@ -44,17 +44,17 @@ class UNet(nn.Module):
         s2d = config.space_to_depth
         in_ch = config.in_channels * s2d * s2d
         for level in range(depth):
-            self.encoders.append(ConvBlock(in_ch, widths[level], k, act))
+            self.encoders.append(ConvBlock(in_ch, widths[level], k, act, config.padding))
             self.downs.append(downsample(widths[level], config.blurpool))
             in_ch = widths[level]
-        self.bottleneck = ConvBlock(widths[depth - 1], widths[depth], k, act)
+        self.bottleneck = ConvBlock(widths[depth - 1], widths[depth], k, act, config.padding)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for level in reversed(range(depth)):
             self.ups.append(Upsample(widths[level + 1], widths[level]))
             skip = level > 0 or config.top_skip
             dec_in = widths[level] * (2 if skip else 1)
-            self.decoders.append(ConvBlock(dec_in, widths[level], k, act))
+            self.decoders.append(ConvBlock(dec_in, widths[level], k, act, config.padding))
         self.head = nn.Conv2d(widths[0], config.out_channels * s2d * s2d, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

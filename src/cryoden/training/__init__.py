@@ -1,9 +1,12 @@
-"""Training: datasets and patches, schemes, default networks, the generic loop and its
-checkpoints (model files live in ``cryoden.models``)."""
+"""Training: datasets and patches, schemes (CARE among them), default networks, the generic
+loop, its checkpoints, its warnings and its degenerate-solution guard (model files live in
+``cryoden.models``)."""
 
+from cryoden.training.care import CARE
 from cryoden.training.checkpoint import EpochRecord, default_checkpoint_dir
 from cryoden.training.config import TrainConfig
 from cryoden.training.data import (
+    PAIR_FITS,
     ImageDataset,
     PairDataset,
     SingleDataset,
@@ -11,13 +14,17 @@ from cryoden.training.data import (
     split_indices,
 )
 from cryoden.training.defaults import default_network
+from cryoden.training.guard import GuardReport, check_model, degenerate_path
 from cryoden.training.loop import TrainResult, train
 from cryoden.training.noise2noise import Noise2Noise
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
 
 __all__ = [
+    "CARE",
+    "PAIR_FITS",
     "SCHEMES",
     "EpochRecord",
+    "GuardReport",
     "ImageDataset",
     "Noise2Noise",
     "PairDataset",
@@ -25,8 +32,10 @@ __all__ = [
     "SingleDataset",
     "TrainConfig",
     "TrainResult",
+    "check_model",
     "default_checkpoint_dir",
     "default_network",
+    "degenerate_path",
     "make_scheme",
     "sample_patches",
     "split_indices",

@@ -47,7 +47,13 @@ class TrainConfig:
     Parameters
     ----------
     epochs
-        Maximum number of epochs.
+        Maximum number of epochs (the budget when ``max_steps`` is ``None``).
+    max_steps
+        The budget in optimiser steps; ``None`` budgets by ``epochs``. When given, the run
+        takes exactly this many steps (``ceil(max_steps / steps_per_epoch)`` epochs, the last
+        one possibly partial) unless ``max_minutes`` or early stopping ends it first, and
+        ``epochs`` is not used. A step budget makes a seeded run the same on any machine: the
+        cosine schedule then follows the steps alone, never the clock.
     max_minutes
         Wall-clock limit of the run in minutes (summed over resumed sessions; validation and
         checkpoints included), checked between steps; ``None`` for none. The run then ends
@@ -61,8 +67,8 @@ class TrainConfig:
     learning_rate
         Adam's initial learning rate.
     lr_schedule
-        ``"cosine"`` (decay to ``min_lr_fraction * learning_rate`` over the run: by steps, or
-        by time when ``max_minutes`` is reached first), ``"plateau"`` (multiply by
+        ``"cosine"`` (decay to ``min_lr_fraction * learning_rate`` over the run: by steps; with
+        an epoch budget and ``max_minutes``, by time when the time cap comes first), ``"plateau"`` (multiply by
         ``plateau_factor`` after ``plateau_patience`` epochs without a better validation
         loss) or ``"constant"``.
     min_lr_fraction
@@ -87,6 +93,7 @@ class TrainConfig:
     """
 
     epochs: int = 100
+    max_steps: int | None = None
     max_minutes: float | None = None
     patch: int = 64
     batch_size: int = 16
@@ -109,7 +116,7 @@ class TrainConfig:
             "plateau_patience",
         ):  # fmt: skip
             _check_positive_int(name, getattr(self, name))
-        for name in ("threads", "early_stopping_patience"):
+        for name in ("threads", "early_stopping_patience", "max_steps"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
         if self.max_minutes is not None and not _positive_finite(self.max_minutes):
@@ -142,7 +149,7 @@ class TrainConfig:
         if self.lr_schedule == "plateau":
             return plateau_scale
         progress = global_step / self.total_steps
-        if self.max_minutes is not None:
+        if self.max_minutes is not None and self.max_steps is None:
             progress = max(progress, elapsed_seconds / (60.0 * self.max_minutes))
         progress = min(progress, 1.0)
         low = self.min_lr_fraction
@@ -150,8 +157,22 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        """Optimiser steps of a run that reaches ``epochs``."""
+        """The planned optimiser steps: ``max_steps``, or ``epochs * steps_per_epoch``."""
+        if self.max_steps is not None:
+            return self.max_steps
         return self.epochs * self.steps_per_epoch
+
+    @property
+    def total_epochs(self) -> int:
+        """The planned epochs: ``ceil(max_steps / steps_per_epoch)``, or ``epochs``."""
+        if self.max_steps is not None:
+            return -(-self.max_steps // self.steps_per_epoch)
+        return self.epochs
+
+    @property
+    def budget(self) -> str:
+        """What ends a run that nothing stops first: ``"steps"`` or ``"epochs"``."""
+        return "epochs" if self.max_steps is None else "steps"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -47,6 +47,8 @@ class ImageDataset:
     """
 
     channels: int = 1
+    #: How each pair's normalisation was fitted (:data:`PAIR_FITS`); ``None`` for single images.
+    fit_on: str | None = None
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class ImageDataset:
             self.normalization,
             None if self.sources is None else [self.sources[i] for i in indices],
         )
+        out.fit_on = self.fit_on
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -87,12 +90,20 @@ class ImageDataset:
         }
 
 
-class PairDataset(ImageDataset):
-    """Noise2Noise pairs ``(a, b)``, each normalised with one set of parameters.
+#: How a pair's one set of normalisation parameters is fitted: ``"both"`` on the pixels of both
+#: images (Noise2Noise: two noisy images), ``"a"`` on the input ``a`` alone (CARE: ``b`` clean).
+PAIR_FITS: tuple[str, ...] = ("both", "a")
 
-    The normalisation of a pair is fitted on the pixels of ``a`` and ``b`` together, so both
-    images get the same center and scale (the target stays consistent with the input) and the
-    scale matches what a single noisy image gets at inference.
+
+class PairDataset(ImageDataset):
+    """Pairs ``(a, b)``, each normalised with one set of parameters applied to both images.
+
+    Both images of a pair get the same center and scale, so the target stays consistent with the
+    input. With ``fit_on="both"`` (Noise2Noise pairs of two noisy images) the parameters are
+    fitted on the pixels of ``a`` and ``b`` together, which matches what a single noisy image
+    gets at inference. With ``fit_on="a"`` (supervised pairs: ``a`` noisy, ``b`` clean) they are
+    fitted on ``a`` alone: a noisy image is normalised at inference exactly as ``a`` was in
+    training, so the output, mapped back, is in the noisy image's intensity scale.
 
     Parameters
     ----------
@@ -102,6 +113,9 @@ class PairDataset(ImageDataset):
         The normalisation method.
     sources
         Optional names of the pairs (file paths), kept for the model file's summary.
+    fit_on
+        ``"both"`` or ``"a"`` (:data:`PAIR_FITS`): what the normalisation is fitted on. A
+        training scheme names the one it needs (its ``pair_fit_on``; ``"a"`` for CARE).
     """
 
     channels = 2
@@ -112,7 +126,10 @@ class PairDataset(ImageDataset):
         *,
         normalization: NormalizationSpec | None = None,
         sources: list[str] | None = None,
+        fit_on: str = "both",
     ) -> None:
+        if fit_on not in PAIR_FITS:
+            raise ParameterError(f"fit_on must be one of {', '.join(PAIR_FITS)}, got {fit_on!r}")
         spec = normalization or NormalizationSpec()
         images = []
         for i, (a, b) in enumerate(pairs):
@@ -122,15 +139,21 @@ class PairDataset(ImageDataset):
             if a.shape != b.shape:
                 where = f"pair {i}" if name is None else name
                 raise ParameterError(f"{where}: a has shape {a.shape} but b has {b.shape}")
-            norm = spec.fit(np.stack([a, b]))
+            norm = spec.fit(np.stack([a, b]) if fit_on == "both" else a)
             images.append(np.stack([norm.apply(a), norm.apply(b)]))
         if not images:
             raise ParameterError("no training pairs given")
         super().__init__(images, spec, sources)
+        self.fit_on = fit_on
 
     @classmethod
     def from_stacks(
-        cls, a: np.ndarray, b: np.ndarray, *, normalization: NormalizationSpec | None = None
+        cls,
+        a: np.ndarray,
+        b: np.ndarray,
+        *,
+        normalization: NormalizationSpec | None = None,
+        fit_on: str = "both",
     ) -> PairDataset:
         """Pairs from two stacks ``(N, H, W)`` (or two single images)."""
         a, b = np.asarray(a), np.asarray(b)
@@ -138,7 +161,7 @@ class PairDataset(ImageDataset):
             raise ParameterError(f"stack a has shape {a.shape} but stack b has {b.shape}")
         if a.ndim == 2:
             a, b = a[None], b[None]
-        return cls(list(zip(a, b)), normalization=normalization)
+        return cls(list(zip(a, b)), normalization=normalization, fit_on=fit_on)
 
 
 class SingleDataset(ImageDataset):
@@ -260,12 +283,16 @@ class TrainingData:
         JSON-ready facts: channels and sources (for a dataset), image counts and shapes.
     normalization
         The dataset's normalisation, or ``None`` when arrays were given.
+    pair_fit_on
+        What the pair dataset's normalisation was fitted on (:data:`PAIR_FITS`), or ``None``
+        (single images, or arrays).
     """
 
     train: list[np.ndarray]
     validation: list[np.ndarray]
     summary: dict[str, Any]
     normalization: NormalizationSpec | None
+    pair_fit_on: str | None = None
 
 
 def _as_arrays(images: ImageDataset | Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -324,6 +351,13 @@ def split_single_image(
     return [np.ascontiguousarray(train)], [np.ascontiguousarray(val)]
 
 
+def _log_validation(which: str) -> None:
+    if which == "none":
+        logger.info("validation: none (the training loss picks the best epoch; no early stopping)")
+    else:
+        logger.info("validation: %s", which)
+
+
 def training_data(
     train_images: ImageDataset | Sequence[np.ndarray],
     val_images: ImageDataset | Sequence[np.ndarray] | None,
@@ -346,6 +380,8 @@ def training_data(
     summary: dict[str, Any] = {}
     if isinstance(train_images, ImageDataset):
         summary["channels"] = train_images.channels
+        if train_images.fit_on is not None:
+            summary["pair_normalization_fitted_on"] = train_images.fit_on
         if train_images.sources is not None:
             summary["sources"] = list(train_images.sources)
     train_list = _as_arrays(train_images)
@@ -359,8 +395,12 @@ def training_data(
         train_idx, val_idx = split_indices(len(train_list), validation_fraction, seed=seed)
         val_list = [train_list[i] for i in val_idx]
         train_list = [train_list[i] for i in train_idx]
+        summary["validation"] = f"{len(val_list)} held-out image(s)" if val_list else "none"
+        _log_validation(summary["validation"])
     else:
         val_list = _as_arrays(val_images)
+        summary["validation"] = f"{len(val_list)} given image(s)" if val_list else "none"
+        _log_validation(summary["validation"])
     for name, images in (("training", train_list), ("validation", val_list)):
         for im in images:
             if im.ndim != 3:
@@ -376,4 +416,4 @@ def training_data(
         }
     )
     spec = getattr(train_images, "normalization", None)
-    return TrainingData(train_list, val_list, summary, spec)
+    return TrainingData(train_list, val_list, summary, spec, getattr(train_images, "fit_on", None))

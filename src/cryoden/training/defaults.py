@@ -7,7 +7,8 @@ left ``None``.
 
 The choices, and why:
 
-- Noise2Noise trains the space-to-depth U-Net of base 16: it works on 2×2 pixel blocks at half
+- Noise2Noise and CARE (supervised, the same kind of pairs) train the space-to-depth U-Net of
+  base 16: it works on 2×2 pixel blocks at half
   size, so for about the FLOPs per pixel of the plain base-8 U-Net its convolutions are wider
   and use the CPU's vector units better, with quality on a par (the measurements are in
   ``benchmarks/results/``).
@@ -32,6 +33,7 @@ _PLAIN_UNET: dict[str, Any] = {"base_channels": 8, "depth": 4, "space_to_depth":
 #: U-Net settings per scheme name; every scheme registered for training has an entry.
 DEFAULT_UNET: dict[str, dict[str, Any]] = {
     "n2n": {"base_channels": 16, "depth": 4, "space_to_depth": 2},
+    "care": {"base_channels": 16, "depth": 4, "space_to_depth": 2},
     "n2v": dict(_PLAIN_UNET),
     "n2v2": {**_PLAIN_UNET, **N2V2_NETWORK_TWEAKS},
     "ne2ne": dict(_PLAIN_UNET),
@@ -44,7 +46,8 @@ def default_network(scheme: str, arch: str = "unet", **options: Any) -> NetworkC
     Parameters
     ----------
     scheme
-        A training scheme's registry name (``"n2n"``, ``"n2v"``, ``"n2v2"``, ``"ne2ne"``).
+        A training scheme's registry name (``"n2n"``, ``"n2v"``, ``"n2v2"``, ``"ne2ne"``,
+        ``"care"``).
     arch
         The architecture; per-scheme settings apply to ``"unet"`` only.
     **options

@@ -3,7 +3,10 @@
 :func:`train` samples random patches, asks the scheme for a loss and steps Adam; after each
 epoch it evaluates fixed validation patches, keeps the best-validation weights as a model file
 at ``out`` and writes a resumable checkpoint (:mod:`cryoden.training.checkpoint`). It stops at
-whichever comes first of the epoch count, the time limit and early stopping. A run holds an
+whichever comes first of its budget (``max_steps`` optimiser steps, else ``epochs``), the time
+cap and early stopping. After the run it warns when the run fell far short of its plan or never
+improved on its first epoch (:mod:`cryoden.training.diagnosis`), and refuses to save a
+degenerate model (:mod:`cryoden.training.guard`). A run holds an
 exclusive lock on ``out`` (:mod:`cryoden.training.lock`): a second run into the same output is
 refused, not interleaved.
 
@@ -58,7 +61,19 @@ class TrainResult:
         The epoch whose weights are kept, and its validation loss (its training loss when
         there is no validation set).
     stopped
-        ``"epochs"``, ``"max_minutes"`` or ``"early_stopping"``.
+        What ended the run: its budget (``"steps"`` for ``max_steps``, ``"epochs"``), the time
+        cap (``"max_minutes"``) or ``"early_stopping"``.
+    steps, epochs
+        Optimiser steps and epochs taken (resumed sessions included; the last epoch of a step
+        budget or of a time-capped run may be partial).
+    wall_seconds
+        Wall-clock seconds of the run (resumed sessions included).
+    warnings
+        The run's warnings, also logged: far short of its plan, never better than the first
+        epoch, a model too short-trained for the degenerate-solution guard to pass.
+    degenerate
+        Why the guard found the model degenerate, when the run was too short to judge it (a
+        longer run raises :class:`~cryoden.errors.DegenerateModelError` instead); else ``None``.
     """
 
     network: nn.Module
@@ -68,6 +83,11 @@ class TrainResult:
     best_epoch: int = 0
     best_validation_loss: float | None = None
     stopped: str = "epochs"
+    steps: int = 0
+    epochs: int = 0
+    wall_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    degenerate: str | None = None
 
     @property
     def train_losses(self) -> list[float]:
@@ -95,6 +115,13 @@ def _check_fit(
                 f"patch size {config.patch} is larger than an image of "
                 f"{im.shape[-2]}×{im.shape[-1]}; use a smaller patch"
             )
+    fit_on = getattr(scheme, "pair_fit_on", None)
+    if fit_on is not None and data.pair_fit_on not in (None, fit_on):
+        raise ParameterError(
+            f"scheme {scheme.name} needs pairs normalised on "
+            f"{'the input a alone' if fit_on == 'a' else 'both images'}; build the pair "
+            f"dataset with fit_on={fit_on!r}"
+        )
     if network_config.in_channels != 1 or network_config.out_channels != 1:
         raise ParameterError("training needs a network with one input and one output channel")
 
@@ -124,6 +151,11 @@ def _execute(run: TrainingRun, *, resume: bool, fine_tuning: bool) -> TrainResul
         best_epoch=state.best_epoch,
         best_validation_loss=state.best_loss if math.isfinite(state.best_loss) else None,
         stopped=state.stopped or "max_minutes",
+        steps=state.global_step,
+        epochs=state.epoch,
+        wall_seconds=float(final_config.training["wall_seconds"]),
+        warnings=list(run.warnings),
+        degenerate=run.degenerate,
     )
 
 
@@ -190,7 +222,8 @@ def train(
         Continue the run saved in the checkpoint directory (same losses as an uninterrupted
         run with the same seed). Without a checkpoint, start afresh (with a warning).
     progress
-        Called as ``progress(steps_done, steps_total)`` after each step.
+        Called as ``progress(steps_done, steps_total)`` after each step; ``steps_total`` is the
+        planned steps (:attr:`TrainConfig.total_steps`).
     data_summary
         Extra JSON-ready facts for the model file's training summary (e.g. source dirs).
     normalization
@@ -210,7 +243,16 @@ def train(
     Returns
     -------
     TrainResult
-        The best network, its config, the path and the per-epoch history.
+        The best network, its config, the path, the per-epoch history, the steps taken and
+        the run's warnings.
+
+    Raises
+    ------
+    DegenerateModelError
+        When the final model is no better than predicting each patch's mean, or its output
+        anti-correlates with its input's low-pass (:mod:`cryoden.training.guard`), after a run
+        long enough to judge: the model is then kept at
+        :func:`~cryoden.training.guard.degenerate_path` of ``out``, not at ``out``.
 
     Notes
     -----
@@ -218,8 +260,10 @@ def train(
     weights and a :class:`torch.Generator` that draws every patch and every random choice of
     the scheme; deterministic algorithms are requested on the CPU. The weights are initialised
     inside a fork of torch's global random generator, so the caller's random state is the same
-    after the call. With ``max_minutes`` the stopping point (and the cosine schedule, when time
-    runs ahead of steps) depends on the machine's speed.
+    after the call. With ``max_steps`` the run is the same on any machine of the same kind
+    (bitwise on the same hardware and thread count) unless ``max_minutes`` cuts it short; with
+    an epoch budget and ``max_minutes``, the stopping point and the cosine schedule (when time
+    runs ahead of steps) depend on the machine's speed.
     """
     config = train_config
     if isinstance(scheme, str):

@@ -355,6 +355,14 @@ class Neighbor2Neighbor:
         reconstruction, regulariser = self.terms(network, batch, generator=generator)
         return reconstruction + self.gamma * regulariser
 
+    def apply_model(self, network: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """The model's output for noisy ``images`` ``(B, 1, H, W)`` as the denoiser computes
+        it: the network on the four polyphase sub-images (built as ``input_image`` says),
+        merged."""
+        shape = (int(images.shape[-2]), int(images.shape[-1]))
+        quarters = polyphase_inputs(split_polyphase(images), self.input_image)
+        return merge_polyphase(network(quarters), shape)
+
     def output_calibration(
         self, network: nn.Module, patches: torch.Tensor
     ) -> tuple[float, float] | None:

@@ -26,6 +26,8 @@ class Noise2Noise:
 
     name = "n2n"
     channels = 2
+    #: A pair's normalisation is fitted on both noisy images together.
+    pair_fit_on = "both"
 
     def __init__(self, *, loss: str = "l2") -> None:
         self.loss_kind = check_loss(loss)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cryoden.errors import ParameterError
-from cryoden.models import ModelConfig, NormalizationSpec, save_model
+from cryoden.errors import DegenerateModelError, ParameterError
+from cryoden.models import ModelConfig, NormalizationSpec, remove_model, save_model
 from cryoden.nets.blocks import scale_output
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.registry import build_network
@@ -33,6 +33,8 @@ from cryoden.training.checkpoint import (
 )
 from cryoden.training.config import TrainConfig
 from cryoden.training.data import TrainingData, sample_patches
+from cryoden.training.diagnosis import run_warnings
+from cryoden.training.guard import MIN_JUDGED_STEPS, GuardReport, check_model, degenerate_path
 from cryoden.training.schemes import Scheme
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,11 @@ class TrainingRun:
             )  # fmt: skip
         self.best_weights = _weights_copy(self.network)
         self.state = RunState()
+        #: torch's CPU thread count during the run (recorded in the model file).
+        self.threads = torch.get_num_threads()
+        self.warnings: list[str] = []
+        self.guard: dict[str, Any] | None = None  # the guard's findings, once judged
+        self.degenerate: str | None = None
         self._elapsed_before = 0.0
         self._session_start = time.perf_counter()
 
@@ -162,10 +169,16 @@ class TrainingRun:
             and self.state.epochs_without_improvement >= patience
         )
 
+    def budget_spent(self) -> bool:
+        """Whether the run has taken its planned steps (step budget) or epochs."""
+        if self.config.max_steps is not None:
+            return self.state.global_step >= self.config.max_steps
+        return self.state.epoch >= self.config.epochs
+
     def check_limits(self) -> None:
-        """Mark a resumed run that already reached its epochs or its early stop as stopped."""
-        if self.state.epoch >= self.config.epochs:
-            self.state.stopped = "epochs"
+        """Mark a resumed run that already reached its budget or its early stop as stopped."""
+        if self.budget_spent():
+            self.state.stopped = self.config.budget
         elif self._early_stopping_due():
             self.state.stopped = "early_stopping"
 
@@ -190,6 +203,8 @@ class TrainingRun:
         training = dict(self.summary)
         training.update(
             {
+                "steps": state.global_step,
+                "planned_steps": self.config.total_steps,
                 "epochs": state.epoch,
                 "best_epoch": state.best_epoch,
                 "best_validation_loss": (
@@ -198,6 +213,13 @@ class TrainingRun:
                 "final_train_loss": history[-1].train_loss if history else None,
                 "final_validation_loss": history[-1].validation_loss if history else None,
                 "stopped": state.stopped,
+                "threads": self.threads,
+                "wall_seconds": round(self.elapsed(), 3),
+                "baseline_validation_loss": (
+                    None if self.guard is None else self.guard["baseline_loss"]
+                ),
+                "guard": self.guard,
+                "warnings": list(self.warnings),
                 "train_config": self.config.to_dict(),
                 "history": [r.to_dict() for r in history],
             }
@@ -273,7 +295,10 @@ class TrainingRun:
         start = time.perf_counter()
         losses: list[float] = []
         lr = self.config.learning_rate
-        for _ in range(self.config.steps_per_epoch):
+        steps = self.config.steps_per_epoch
+        if self.config.max_steps is not None:  # the last epoch of a step budget may be partial
+            steps = min(steps, self.config.max_steps - self.state.global_step)
+        for _ in range(steps):
             if self.out_of_time():
                 self.state.stopped = "max_minutes"
                 break
@@ -290,7 +315,7 @@ class TrainingRun:
         )
         logger.info(
             "epoch %d/%d: train loss %.6g, validation loss %s, lr %.3g, %.1f s",
-            epoch, self.config.epochs, train_loss,
+            epoch, self.config.total_epochs, train_loss,
             "n/a" if val_loss is None else f"{val_loss:.6g}", lr, seconds,
         )  # fmt: skip
         monitored = val_loss if val_loss is not None else train_loss
@@ -343,8 +368,8 @@ class TrainingRun:
                 "early stopping: no better validation loss for %d epochs",
                 state.epochs_without_improvement,
             )
-        if state.stopped is None and state.epoch >= self.config.epochs:
-            state.stopped = "epochs"
+        if state.stopped is None and self.budget_spent():
+            state.stopped = self.config.budget
 
     # -- the end
 
@@ -357,6 +382,9 @@ class TrainingRun:
         if fitted is None:
             return
         scale, offset = fitted
+        if not scale > 0:  # folding it in would invert (or flatten) the output
+            self.warn(f"the output calibration's scale {scale:.4g} is not positive: not applied")
+            return
         scale_output(best_network, scale, offset)
         self.summary["output_calibration"] = {
             "scale": scale,
@@ -365,19 +393,68 @@ class TrainingRun:
         }
         logger.info("output calibrated: x %.4f %+.4f", scale, offset)
 
+    def warn(self, message: str) -> None:
+        """Log a warning about the run and keep it for :attr:`TrainResult.warnings`."""
+        logger.warning("%s", message)
+        self.warnings.append(message)
+
+    def judge(self, best_network: nn.Module) -> GuardReport:
+        """Run the degenerate-solution guard (:mod:`cryoden.training.guard`) on the final
+        network, on the validation patches (else fixed patches of the training images); a
+        finding on a run too short to judge (:data:`MIN_JUDGED_STEPS`) becomes a warning."""
+        patches, which = self.val_patches, "validation"
+        if patches is None:
+            generator = torch.Generator().manual_seed(self.config.seed + _VALIDATION_SEED_OFFSET)
+            patches, which = sample_patches(
+                self.train_tensors, patch=self.config.patch,
+                batch=self.config.validation_patches, generator=generator,
+            ), "training"  # fmt: skip
+        report = check_model(self.scheme, best_network, patches, batch=self.config.batch_size)
+        self.guard = {**report.to_dict(), "patches": which}
+        logger.info(
+            "guard on %s patches: loss %.6g vs %.6g predicting each patch's mean; output "
+            "correlation with the input's low-pass %.3f",
+            which, report.validation_loss, report.baseline_loss, report.lowpass_correlation,
+        )  # fmt: skip
+        if report.degenerate is not None and self.state.global_step < MIN_JUDGED_STEPS:
+            self.warn(
+                f"the model is not a denoiser yet: {report.degenerate}; after "
+                f"{self.state.global_step} steps that is expected: train longer (max_steps)"
+            )
+        return report
+
     def finish(self, best_network: nn.Module) -> ModelConfig:
-        """Load the best weights into ``best_network`` (eval mode), calibrate, write the final
-        model file; return its config."""
+        """Load the best weights into ``best_network`` (eval mode), calibrate, judge it, and
+        write the final model file; return its config.
+
+        Raises
+        ------
+        DegenerateModelError
+            When the guard finds the model degenerate after at least :data:`MIN_JUDGED_STEPS`
+            steps: the model file at ``out`` is removed and the model kept at
+            :func:`degenerate_path` instead.
+        """
         state = self.state
         if state.stopped is None:
             state.stopped = "max_minutes"
         best_network.load_state_dict(self.best_weights)
         best_network.eval()
         self.calibrate(best_network)
+        for message in run_warnings(
+            state, self.config, threads=self.threads, validated=self.val_patches is not None
+        ):
+            self.warn(message)
+        report = self.judge(best_network)
+        self.degenerate = report.degenerate
         final_config = self.model_config()
+        if report.degenerate is not None and state.global_step >= MIN_JUDGED_STEPS:
+            kept = degenerate_path(self.out)
+            save_model(kept, best_network, final_config)
+            remove_model(self.out)
+            raise DegenerateModelError(self.out, report.degenerate, kept)
         save_model(self.out, best_network, final_config)
         logger.info(
-            "training stopped (%s) after %d epochs; best epoch %d; model at %s",
-            state.stopped, state.epoch, state.best_epoch, self.out,
+            "training stopped (%s) after %d steps, %d epochs; best epoch %d; model at %s",
+            state.stopped, state.global_step, state.epoch, state.best_epoch, self.out,
         )  # fmt: skip
         return final_config

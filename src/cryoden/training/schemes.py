@@ -1,7 +1,8 @@
 """The training-scheme protocol and the registry of schemes.
 
 A *scheme* says how a batch of patches becomes a loss: Noise2Noise predicts one noisy image of a
-pair from the other; Noise2Void masks pixels and predicts them from their neighbours. The
+pair from the other; Noise2Void masks pixels and predicts them from their neighbours; CARE
+(supervised) predicts a clean image from its noisy version. The
 generic loop (:func:`cryoden.training.loop.train`) only calls the protocol below.
 
 Protocol
@@ -25,6 +26,16 @@ Protocol
     (:func:`cryoden.nets.blocks.scale_output`). Neighbor2Neighbor uses it to remove the excess
     strength of its outputs.
 
+``apply_model(network, images) -> torch.Tensor`` (optional)
+    The model's output for noisy images ``(B, 1, H, W)`` as inference computes it, used by the
+    degenerate-solution guard (:mod:`cryoden.training.guard`); without it, the network on the
+    raw images. Neighbor2Neighbor applies the network to the polyphase sub-images.
+
+``pair_fit_on: str`` (optional, pair schemes)
+    What each pair's normalisation must be fitted on (``"both"`` or ``"a"``, see
+    :class:`~cryoden.training.data.PairDataset`); the loop refuses a dataset fitted otherwise.
+    CARE needs ``"a"``: its target is clean.
+
 ``scheme_options() -> dict`` (optional)
     Settings that decide how the trained model is applied, recorded in the model file
     (:attr:`cryoden.models.ModelConfig.scheme_options`) and in the checkpoint's
@@ -42,6 +53,7 @@ import torch
 from torch import nn
 
 from cryoden.errors import ParameterError
+from cryoden.training.care import CARE
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2noise import Noise2Noise
 from cryoden.training.noise2void import N2V2, Noise2Void
@@ -68,6 +80,7 @@ SCHEMES: dict[str, type] = {
     Noise2Void.name: Noise2Void,
     N2V2.name: N2V2,
     Neighbor2Neighbor.name: Neighbor2Neighbor,
+    CARE.name: CARE,
 }
 
 
