@@ -305,26 +305,74 @@ def _derived_section(runs: dict[str, dict]) -> list[str]:
 
 
 def _study_section(runs: dict[str, dict]) -> list[str]:
-    studies = [(n, r) for n, r in runs.items() if n.startswith("study_")]
+    studies = sorted(
+        ((n, r) for n, r in runs.items() if n.startswith("study_")),
+        key=lambda item: (item[1]["provenance"].get("date", ""), item[0]),
+    )
     out: list[str] = []
-    for name, run in studies:
-        prov = run["provenance"]
-        minutes, seconds = divmod(int(run["wall_seconds"]), 60)
+    if studies:
         out += [
             "## The seed study, quick mode",
             "",
-            f"{_file_link(name)} ({prov.get('date', '–')}, {_commit(run)}): {prov.get('description', '')}",
+            "`bash scripts/run.sh` (= `cryoden bench seed --quick`) and its runs at other seeds. "
+            "*CC > noisy*: the method's CC with the clean test images beats the noisy input's at "
+            "every SNR; *gap to supervised*: its PSNR minus the supervised ceiling's, at the "
+            "lowest and the highest SNR. Runs summarised by `benchmarks/summarize_study.py`.",
             "",
-            f"Wall time of the whole study: {minutes} min {seconds} s.",
+        ]
+    for name, run in studies:
+        prov = run["provenance"]
+        wall = run.get("wall_seconds")
+        minutes, seconds = divmod(int(wall), 60) if wall is not None else (None, None)
+        seed = run.get("setting", {}).get("seed", "–")
+        out += [
+            f"### {name.removesuffix('.json')}",
             "",
-            "| method | PSNR at the lowest SNR (dB) | at the highest SNR (dB) | rises at every SNR step |",
-            "|---|---|---|---|",
+            f"{_file_link(name)} ({prov.get('date', '–')}, {_commit(run)}, seed {seed}): "
+            f"{prov.get('description', '')}",
+            "",
+            f"Wall time of the whole study: {minutes} min {seconds} s."
+            if minutes is not None
+            else "Wall time: not recorded.",
+            "",
+        ]
+        new_format = any("cc" in m for m in run["methods"].values())
+        if not new_format:
+            out += [
+                "| method | PSNR at the lowest SNR (dB) | at the highest SNR (dB) | rises at every SNR step |",
+                "|---|---|---|---|",
+            ]
+            for method, result in run["methods"].items():
+                rises = "yes" if result["rises_at_every_snr_step"] else "no"
+                out.append(
+                    f"| {method} | {_db(result['psnr_lowest_snr'])} "
+                    f"| {_db(result['psnr_highest_snr'])} | {rises} |"
+                )
+            out.append("")
+            continue
+        out += [
+            "| method | PSNR at the lowest SNR (dB) | at the highest SNR (dB) | rises at every "
+            "SNR step | CC > noisy at every SNR (smallest margin) | gap to supervised (dB) |",
+            "|---|---|---|---|---|---|",
         ]
         for method, result in run["methods"].items():
-            rises = "yes" if result["rises_at_every_snr_step"] else "no"
+            if not result.get("learned"):
+                continue
+            low, high = result.get("psnr_lowest_snr"), result.get("psnr_highest_snr")
+            rises = result.get("rises_at_every_snr_step")
+            margin = result.get("smallest_cc_margin_over_noisy")
+            gap = result.get("gap_to_supervised_db")
+            gap_text = (
+                f"{_signed(gap[0])} / {_signed(gap[-1])}"
+                if gap and gap[0] is not None and gap[-1] is not None
+                else "–"
+            )
             out.append(
-                f"| {method} | {_db(result['psnr_lowest_snr'])} "
-                f"| {_db(result['psnr_highest_snr'])} | {rises} |"
+                f"| {method} | {_db(low) if low is not None else '–'} "
+                f"| {_db(high) if high is not None else '–'} "
+                f"| {'–' if rises is None else ('yes' if rises else 'no')} "
+                f"| {'yes' if result['cc_above_noisy_at_every_snr'] else 'no'}"
+                f" ({'–' if margin is None else f'{margin:+.3f}'}) | {gap_text} |"
             )
         out.append("")
     return out

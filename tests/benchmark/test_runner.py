@@ -17,7 +17,7 @@ from cryoden.benchmark.findings import findings
 from cryoden.benchmark.registry import LEARNED_METHODS, default_methods, get_method
 from cryoden.benchmark.report import write_report
 from cryoden.benchmark.runner import TIMING_KEYS, run_study
-from cryoden.benchmark.study import preset
+from cryoden.benchmark.study import PRETRAIN, preset
 from cryoden.errors import DegenerateModelError, InputFileError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,9 +77,9 @@ def test_every_method_and_snr_cell_is_present(tiny_study):
     assert {r["method"] for r in learned} == set(LEARNED_METHODS)
     config = tiny_study["config"]
     for row in learned:
-        # exactly the budget of steps (more from random weights: the highest SNR's cell), on the
-        # study's threads; wall time recorded as a result
-        steps = config.cell_steps(warm=row["snr_index"] != config.snr_order[0])
+        # exactly the budget of steps (every cell warm: the first starts from the pretraining),
+        # on the study's threads; wall time recorded as a result
+        steps = config.cell_steps(warm=True)
         assert row["status"] == "ok" and row["training"]["steps"] == steps, row["training"]
         assert row["training"]["threads"] == tiny_study["config"].threads
         assert row["training"]["wall_seconds"] > 0 and row["seconds"] > 0
@@ -172,27 +172,28 @@ def test_report_regenerates_from_the_results_alone(tiny_study, tmp_path):
 
 
 @pytest.mark.slow
-def test_learned_cells_warm_start_from_the_next_higher_snr(tiny_study):
-    """Each learned cell keeps its model; the next lower SNR's cell starts from it (a curriculum
-    from easy to hard: only the highest SNR trains from random weights)."""
+def test_learned_cells_warm_start_from_the_next_lower_snr(tiny_study):
+    """Each learned cell keeps its model; the next higher SNR's cell starts from it, and the
+    lowest SNR's from the method's network pretrained on the highest SNR's data (the only
+    training from random weights)."""
     results = json.loads((tiny_study["out"] / "results.json").read_text())
     assert results["config"]["warm_start"] is True
     cells = tiny_study["out"] / "cells"
     learned = [r for r in results["results"] if "scheme" in r["parameters"]]
     assert learned
+    config = results["config"]
     for row in learned:
         s, method = row["snr_index"], row["method"]
         assert (cells / f"{method}__snr{s:02d}.safetensors").is_file()
         origin = row["parameters"]["initialised_from"]
         rate = row["parameters"]["train"]["learning_rate"]
-        config = results["config"]
-        if s == len(config["snr_levels"]) - 1:  # the tiny preset's SNRs ascend
-            assert origin == "random weights"
-            assert rate == pytest.approx(config["learning_rate"])
+        if s == 0:  # the tiny preset's SNRs ascend
+            assert f"{method}__pretrain.safetensors" in origin
+            assert (cells / f"{method}__pretrain.safetensors").is_file()
         else:
-            assert f"{method}__snr{s + 1:02d}.safetensors" in origin
-            # warm-started cells fine-tune at a lower rate
-            assert rate == pytest.approx(config["learning_rate"] * config["warm_start_lr_factor"])
+            assert f"{method}__snr{s - 1:02d}.safetensors" in origin
+        # every cell is warm-started and fine-tunes at a lower rate
+        assert rate == pytest.approx(config["learning_rate"] * config["warm_start_lr_factor"])
 
 
 def test_cold_start_trains_every_cell_from_random_weights(tmp_path):
@@ -209,16 +210,20 @@ def test_a_missing_warm_start_model_falls_back_to_random_weights(tmp_path, caplo
     config = preset(
         "tiny", methods=("n2n-unet",), snr_levels=(0.1, 0.2), montage_snr_indices=(0, 1)
     )
-    assert config.snr_order == (1, 0) and config.warm_start_source(0) == 1
+    assert config.snr_order == (0, 1) and config.warm_start_source(1) == 0
+    assert config.warm_start_source(0) == PRETRAIN and config.pretrain_index == 1
     run_study(config, tmp_path, report=False)
-    (tmp_path / "cells" / "n2n-unet__snr00.json").unlink()
-    (tmp_path / "cells" / "n2n-unet__snr01.safetensors").unlink()
+    assert (tmp_path / "cells" / "n2n-unet__pretrain.safetensors").is_file()
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert "pretrain" in rows[0]["parameters"]["initialised_from"]
+    (tmp_path / "cells" / "n2n-unet__snr01.json").unlink()
+    (tmp_path / "cells" / "n2n-unet__snr00.safetensors").unlink()
     run = run_study(config, tmp_path, report=False)
     assert (run.computed, run.reused) == (1, 1)
     rows = json.loads((tmp_path / "results.json").read_text())["results"]
     assert [r["snr_index"] for r in rows] == [0, 1]  # listed by SNR, whatever the run order
-    assert rows[0]["parameters"]["initialised_from"] == "random weights"
-    assert "no model of the next higher SNR" in caplog.text
+    assert rows[1]["parameters"]["initialised_from"] == "random weights"
+    assert "no model of the next lower SNR" in caplog.text
 
 
 def _without_timing(value):

@@ -99,8 +99,8 @@ def test_budgets_are_steps_and_threads_not_wall_time():
     limit and no early stopping, so nothing in a cell depends on the machine's speed."""
     quick = preset("quick")
     assert len(quick.learned_methods) == 6
-    # per method: the highest SNR's cell from random weights, nine warm-started ones
-    assert quick.total_train_steps == 6 * (2 + 9) * quick.train_steps
+    # per method: the pretraining from random weights, then ten warm-started cells
+    assert quick.total_train_steps == 6 * (2 + 10) * quick.train_steps
     assert quick.replace(warm_start=False).total_train_steps == 6 * 10 * 2 * quick.train_steps
     data = simulate_study_images(preset("tiny")).at(0)
     for name in quick.learned_methods:

@@ -25,9 +25,9 @@ SNR's training data only: Noise2Noise on the ``n_train`` pairs, Noise2Void and
 Neighbor2Neighbor on the ``2 n_train`` single noisy images of the same pairs (the same noisy
 data), and the supervised reference on the same ``2 n_train`` noisy images, each paired with its
 clean image as target. With ``config.warm_start`` (the default) the network starts from the same
-method's model of the next higher SNR (a curriculum from easy to hard, as one fine-tunes a
-model on new data; :attr:`~cryoden.benchmark.study.StudyConfig.snr_order`); the highest SNR
-starts from random weights. Otherwise every cell
+method's model of the next lower SNR (a curriculum, as one fine-tunes a model on new data;
+:attr:`~cryoden.benchmark.study.StudyConfig.snr_order`); the lowest SNR starts from a network
+pretrained from random weights on the highest SNR's training data. Otherwise every cell
 starts from random weights. The trainer's best-validation network, with the model config it
 saves, is applied to the test images with :class:`cryoden.inference.Denoiser` (per-image robust
 normalisation, output mapped back to the input's scale). Only the supervised reference sees a
@@ -270,7 +270,7 @@ def train_config_for(
     :meth:`~cryoden.benchmark.study.StudyConfig.cell_steps` optimiser steps with
     ``config.threads`` threads, no wall-clock limit, no early stopping; a ``warm``-started cell
     (fine-tuning) at ``warm_start_lr_factor`` times the learning rate, as restarting the cosine
-    schedule at the full rate would partly undo what the higher SNR's training reached."""
+    schedule at the full rate would partly undo what the previous training reached."""
     index = learned_index(method.name)
     seed = image_seed(config.seed, _TRAIN_STREAM + 100 * data.snr_index + index) % (2**31)
     rate = config.learning_rate * (config.warm_start_lr_factor if warm else 1.0)
@@ -347,7 +347,7 @@ def run_learned(
     Parameters
     ----------
     init_model
-        A model file of the same method (the next higher SNR's) to start from; ``None`` starts
+        A model file of the same method (the curriculum's previous step) to start from; ``None`` starts
         from random weights.
     model_out
         Where to keep the trained model file; ``None`` writes it to a temporary folder under
@@ -380,7 +380,7 @@ def run_learned(
         "initialised_from": (
             "random weights"
             if init_model is None
-            else f"the next higher SNR's model ({init_model.name})"
+            else f"the model {init_model.name} (the curriculum's previous step)"
         ),
         "train": {k: v for k, v in train_config.to_dict().items() if k in _RECORDED_SETTINGS},
         "chosen_on": (

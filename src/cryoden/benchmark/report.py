@@ -234,7 +234,7 @@ def _setup_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 + (
                     "previous SNR (warm start; the first from random weights)"
                     if config.get("train_steps") is None  # a file of the ascending curriculum
-                    else "next higher SNR (warm start; the highest SNR's from random weights)"
+                    else "next lower SNR (warm start; the lowest SNR's from a network pretrained on the highest SNR's data)"
                 )
                 if config.get("warm_start")
                 else "every cell starts from random weights"

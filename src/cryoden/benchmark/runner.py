@@ -34,7 +34,7 @@ from cryoden.benchmark.methods import MethodOutput, run_method
 from cryoden.benchmark.registry import get_method
 from cryoden.benchmark.scoring import score_stack
 from cryoden.benchmark.store import CellStore, write_json, write_npz
-from cryoden.benchmark.study import StudyConfig
+from cryoden.benchmark.study import PRETRAIN, StudyConfig
 from cryoden.io.atomic import atomic_output, make_output_folder
 from cryoden.nets.device import torch_threads
 
@@ -221,16 +221,36 @@ def cell_row(
     return row
 
 
-def _warm_start_model(store: CellStore, config: StudyConfig, method: str, s: int) -> Path | None:
-    """The model of ``method`` at the SNR the cell at index ``s`` warm-starts from (the next
-    higher SNR: :meth:`StudyConfig.warm_start_source`), or ``None``."""
+def _warm_start_model(
+    store: CellStore,
+    config: StudyConfig,
+    method: str,
+    s: int,
+    pretrain: Callable[[str, Path], None],
+) -> Path | None:
+    """The model the learned cell of ``method`` at SNR index ``s`` starts from
+    (:meth:`StudyConfig.warm_start_source`): the next lower SNR's, or for the first cell the
+    pretrained network (trained by ``pretrain(method, path)`` when not yet kept); ``None``
+    without warm starts."""
     source = config.warm_start_source(s)
     if source is None:
         return None
+    if source == PRETRAIN:
+        path = store.pretrain_path(method)
+        if not path.is_file():
+            pretrain(method, path)
+        if not path.is_file():  # the pretraining ended degenerate: no model was kept
+            logger.warning(
+                "%s: the pretraining kept no model; the first cell starts from random weights",
+                method,
+            )
+            return None
+        return path
+    assert isinstance(source, int)
     path = store.model_path(method, source)
     if not path.is_file():
         logger.warning(
-            "%s at SNR index %d: no model of the next higher SNR in %s; starting from random "
+            "%s at SNR index %d: no model of the next lower SNR in %s; starting from random "
             "weights",
             method, s, store.root,
         )  # fmt: skip
@@ -284,8 +304,15 @@ def run_study(
     if progress is not None:
         progress(0, total)
     px = config.pixel_size_angstrom
+    def pretrain(method: str, path: Path) -> None:
+        """Train ``method`` from random weights on the highest SNR's data into ``path``."""
+        logger.info("%s: pretraining on the highest SNR's training data", method)
+        run_method(
+            method, images.at(config.pretrain_index), config, workdir=work, model_out=path
+        )
+
     with torch_threads(config.threads):
-        # cells run in the curriculum's order, from the highest SNR down (config.snr_order)
+        # cells run in the curriculum's order, from the lowest SNR up (config.snr_order)
         for s in config.snr_order:
             snr = config.snr_levels[s]
             data = images.at(s)
@@ -302,7 +329,11 @@ def run_study(
                         data,
                         config,
                         workdir=work,
-                        init_model=_warm_start_model(store, config, method, s) if learned else None,
+                        init_model=(
+                            _warm_start_model(store, config, method, s, pretrain)
+                            if learned
+                            else None
+                        ),
                         model_out=store.model_path(method, s) if learned else None,
                     )
                     row = cell_row(method, snr, s, output, clean.test, noisy, px)

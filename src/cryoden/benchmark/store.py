@@ -109,6 +109,10 @@ class CellStore:
         """Where a learned cell keeps its trained model (``<stem>.safetensors``)."""
         return self.root / f"{self.cell_name(method, snr_index)}.safetensors"
 
+    def pretrain_path(self, method: str) -> Path:
+        """Where ``method``'s pretrained network (the curriculum's start) is kept."""
+        return self.root / f"{method}__pretrain.safetensors"
+
     def has(self, method: str, snr_index: int) -> bool:
         """Whether the cell is finished (its scores file exists and reads)."""
         return self.load(method, snr_index) is not None

@@ -13,18 +13,20 @@ torch threads (recorded), because the thread count can change the order of float
 the same seed, machine and thread count give the same ``results.json`` numbers. Wall time is a
 result of a run (recorded per cell), never a setting of it.
 
-Why warm starts, from the highest SNR down, and shared noise: the learned cells of one method
-form a curriculum over the SNRs, so training accumulates across the levels rather than
-restarting from random weights at every SNR within a short budget. The curriculum runs from
-easy to hard (:attr:`StudyConfig.snr_order`): the one cell trained from random weights is the
-highest SNR's, where a short training already finds the signal, and each lower SNR fine-tunes
-the model of the next higher one. Started from random weights at the lowest SNR, where the
-signal is a hundredth of the noise's variance, a short training can end with an output whose
-correlation with the signal has either sign (an inverted image). A warm-started
-cell keeps its starting model when training does not lower the validation loss (see
-:func:`cryoden.training.loop.train`), so ``n_val`` must be large enough for that judgement to be
-stable. Each image's noise is one field scaled to every SNR (``shared_noise``), so a change of
-PSNR between two levels is due to the SNR and the model, not to a new noise draw.
+Why warm starts, a pretraining at the highest SNR, and shared noise: the learned cells of one
+method form a curriculum over the SNRs, so training accumulates across the levels rather than
+restarting from random weights at every SNR within a short budget. Each method first trains one
+network from random weights on the highest SNR's training data (the pretraining, not scored),
+where a short training already finds the signal; the cells then run from the lowest SNR up
+(:attr:`StudyConfig.snr_order`), the lowest starting from the pretrained network and each higher
+one fine-tuning the model of the next lower SNR, so a cleaner level is never trained less than a
+noisier one. Started from random weights at the lowest SNR, where the signal is a hundredth of
+the noise's variance, a short training can end with an output whose correlation with the signal
+has either sign (an inverted image). A warm-started cell keeps its starting model when training
+does not lower the validation loss (see :func:`cryoden.training.loop.train`), so ``n_val`` must
+be large enough for that judgement to be stable. Each image's noise is one field scaled to every
+SNR (``shared_noise``), so a change of PSNR between two levels is due to the SNR and the model,
+not to a new noise draw.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ def default_threads() -> int:
     """The study's torch thread count: ``min(2, CPU count)``. Small study networks gain little
     from more threads, and a fixed, recorded count keeps a run reproducible."""
     return max(1, min(2, os.cpu_count() or 1))
+
+
+#: What :meth:`StudyConfig.warm_start_source` returns for the first cell of the curriculum: the
+#: network pretrained from random weights on the highest SNR's training data.
+PRETRAIN = "pretrain"
 
 
 @dataclass(frozen=True)
@@ -128,12 +135,13 @@ class StudyConfig:
     learning_rate
         Adam learning rate (cosine decay over each cell) of a cell trained from random weights.
     warm_start
-        Start each learned cell from the same method's model of the next higher SNR (the
-        highest SNR's from random weights; see :attr:`snr_order`); ``False`` trains every cell
-        from random weights, as the original study did.
+        Start each learned cell from the same method's model of the next lower SNR, the lowest
+        SNR's from a network pretrained on the highest SNR's training data (see
+        :attr:`snr_order`); ``False`` trains every cell from random weights, as the original
+        study did.
     warm_start_lr_factor
         A warm-started cell fine-tunes at ``learning_rate`` times this, in (0, 1]: restarting
-        the cosine schedule at the full rate would partly undo what the higher SNR's training
+        the cosine schedule at the full rate would partly undo what the previous training
         reached.
     shared_noise
         Draw each image's noise at every SNR from one random stream (common random numbers:
@@ -218,16 +226,25 @@ class StudyConfig:
 
     @property
     def snr_order(self) -> tuple[int, ...]:
-        """Indices into ``snr_levels`` in the order the cells run: from the highest SNR down
-        (the warm-start curriculum; see the module docstring)."""
-        return tuple(sorted(range(len(self.snr_levels)), key=lambda i: -self.snr_levels[i]))
+        """Indices into ``snr_levels`` in the order the cells run: from the lowest SNR up (the
+        warm-start curriculum, after the pretraining at the highest SNR; see the module
+        docstring)."""
+        return tuple(sorted(range(len(self.snr_levels)), key=lambda i: self.snr_levels[i]))
 
-    def warm_start_source(self, snr_index: int) -> int | None:
-        """The SNR index whose model a learned cell at ``snr_index`` starts from: the one before
-        it in :attr:`snr_order`; ``None`` for the first, or without ``warm_start``."""
+    @property
+    def pretrain_index(self) -> int:
+        """Index of the highest SNR, whose training data the pretraining uses."""
+        return max(range(len(self.snr_levels)), key=lambda i: self.snr_levels[i])
+
+    def warm_start_source(self, snr_index: int) -> int | str | None:
+        """What a learned cell at ``snr_index`` starts from: the SNR index before it in
+        :attr:`snr_order`, :data:`PRETRAIN` for the first (the network pretrained on the
+        highest SNR's data), or ``None`` without ``warm_start``."""
+        if not self.warm_start:
+            return None
         order = self.snr_order
         position = order.index(snr_index)
-        return order[position - 1] if self.warm_start and position > 0 else None
+        return order[position - 1] if position > 0 else PRETRAIN
 
     @property
     def effective_patch(self) -> int:
@@ -241,10 +258,13 @@ class StudyConfig:
 
     @property
     def total_train_steps(self) -> int:
-        """Optimiser steps of the whole run, every learned (method, SNR) cell's."""
+        """Optimiser steps of the whole run: every learned (method, SNR) cell's and each
+        method's pretraining."""
         n_snr = len(self.snr_levels)
-        n_cold = 1 if self.warm_start else n_snr
-        per_method = n_cold * self.cell_steps(warm=False) + (n_snr - n_cold) * self.train_steps
+        if self.warm_start:  # the pretraining from random weights, then every cell warm
+            per_method = self.cell_steps(warm=False) + n_snr * self.train_steps
+        else:
+            per_method = n_snr * self.cell_steps(warm=False)
         return len(self.learned_methods) * per_method
 
     def replace(self, **changes: Any) -> StudyConfig:

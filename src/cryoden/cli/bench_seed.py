@@ -12,7 +12,8 @@ GroEL-like phantom) get white Gaussian noise at the 10 SNRs from 0.01 to 0.5. Ea
 denoises the same test images at each SNR: Noise2Noise with the study's 5- and 4-level networks
 and a U-Net, Noise2Void, Neighbor2Neighbor, and a supervised U-Net trained on the clean images
 (the ceiling the others are measured against), each trained per SNR for a fixed number of
-optimiser steps, by default starting from the same method's model of the next higher SNR; the
+optimiser steps, by default starting from the same method's model of the next lower SNR (the
+lowest from a network pretrained on the highest SNR's data); the
 study's low-pass cutoffs 0.05 and 0.001; and low-pass, Gaussian, median, mean, Wiener (and BM3D
 when installed) filters whose parameter is chosen on a separate clean calibration image.
 Training, calibration and test images are disjoint.
@@ -117,8 +118,9 @@ def command(
     warm_start: bool = typer.Option(
         True,
         "--warm-start/--cold-start",
-        help="Start each learned cell from the same method's model of the next higher SNR "
-        "(default), or every cell from random weights as the original study did.",
+        help="Start each learned cell from the same method's model of the next lower SNR, the "
+        "lowest from a network pretrained on the highest SNR's data (default), or every cell "
+        "from random weights as the original study did.",
     ),
     shared_noise: bool = typer.Option(
         True,
