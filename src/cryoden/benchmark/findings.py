@@ -1,3 +1,5 @@
+# Over ~450 lines on purpose: each finding is a small function over the same results table, and
+# the reading's order is the order of this module; split, the reading would be scattered.
 """A short plain-language reading of the study's numbers (generated, never hand-written).
 
 Every sentence is computed from ``results.json``: warnings first (cells with no result, cells

@@ -1,3 +1,5 @@
+# Over ~450 lines on purpose: every kind of study method (filters, calibrated filters, learned
+# schemes, BM3D) has its small runner here, next to the one dispatch table that names them.
 """The study's methods: how each one turns the noisy test images of one SNR into denoised ones.
 
 A runner takes the :class:`~cryoden.benchmark.data.SnrData` of one SNR and the study config and

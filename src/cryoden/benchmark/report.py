@@ -1,3 +1,5 @@
+# Over ~450 lines on purpose: the HTML and Markdown reports are built from the same tables in one
+# place, so a column added to one cannot be missing from the other.
 """The study's report, made from ``results.json`` (and ``montage.npz`` beside it) alone.
 
 :func:`write_report` reads the results file, draws the figures (:mod:`cryoden.benchmark.figures`),

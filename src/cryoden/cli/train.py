@@ -1,3 +1,5 @@
+# Over ~450 lines on purpose: the four `cryoden train` subcommands share one table of options and
+# one run function here; split, each subcommand's help would have to be assembled across modules.
 """Train a denoising model: ``n2n`` on noisy pairs, ``n2v`` and ``ne2ne`` on single images, ``care``
 on noisy images with clean targets.
 

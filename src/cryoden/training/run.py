@@ -1,3 +1,5 @@
+# Over ~450 lines on purpose: TrainingRun keeps the state one resumable run shares (network,
+# optimiser, generators, best weights, run state); split, that state would have to be passed around.
 """One training run's moving parts: the network, Adam, the sampling generator, the fixed
 validation patches, the best weights and the resumable :class:`RunState`.
 
