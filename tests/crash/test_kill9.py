@@ -123,6 +123,33 @@ def test_denoise_killed_then_rerun(denoise_case, tmp_path, seed):
     _check_json_files(out)
 
 
+def test_two_denoise_processes_into_one_folder_never_corrupt_each_other(denoise_case, tmp_path):
+    """Two ``cryoden denoise`` runs at once into one folder, on the same inputs: unique
+    temporaries and atomic renames, so every output reads and equals a lone run's, and the
+    provenance file parses."""
+    out = tmp_path / "out"
+    args = ["denoise", *map(str, denoise_case["inputs"]), "--model", str(denoise_case["model"])]
+    args += ["-o", str(out), "--threads", "1"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cryoden.cli.main", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    done = {p.name: read_mrc(p).data for p in _outputs(out, "*.mrc")}
+    assert sorted(done) == sorted(denoise_case["expected"])
+    for name, data in done.items():
+        np.testing.assert_array_equal(data, denoise_case["expected"][name])
+    _check_json_files(out)
+    assert not list(out.glob(f"*{TEMP_SUFFIX}")) and not list(out.glob(f".*{TEMP_SUFFIX}"))
+
+
 # ---------------------------------------------------------------------------- train
 
 
