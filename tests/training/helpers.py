@@ -131,3 +131,19 @@ def train_tiny(
         else:
             out = network(x)
     return out[0, 0].numpy() * std + mean, losses
+
+
+#: A tiny U-Net and a fast training recipe shared by the loop and step-budget tests.
+FAST_NET = NetworkConfig(depth=2, base_channels=4)
+FAST = {
+    "patch": 24,
+    "batch_size": 4,
+    "steps_per_epoch": 4,
+    "validation_patches": 8,
+    "threads": 1,
+    "seed": 7,
+}
+
+
+class Interrupt(Exception):
+    """Raised from a progress callback to cut a training short, as a crash would."""

@@ -17,26 +17,7 @@ from cryoden.nets.registry import build_network
 from cryoden.training.data import PairDataset, SingleDataset
 from cryoden.training.loop import TrainConfig, default_checkpoint_dir, train
 
-from .helpers import blob_images, noisy_pairs, umask
-
-NET = NetworkConfig(depth=2, base_channels=4)
-FAST = {
-    "patch": 24,
-    "batch_size": 4,
-    "steps_per_epoch": 4,
-    "validation_patches": 8,
-    "threads": 1,
-    "seed": 7,
-}
-
-
-@pytest.fixture(scope="module")
-def pairs() -> PairDataset:
-    return PairDataset(noisy_pairs(blob_images(8, 32), snr=0.5))
-
-
-class Interrupt(Exception):
-    pass
+from .helpers import FAST, FAST_NET, Interrupt, blob_images, noisy_pairs, umask
 
 
 def _interrupt_after(steps: int):
@@ -53,16 +34,16 @@ def _weights(path) -> dict[str, torch.Tensor]:
 
 def test_resumed_run_repeats_the_uninterrupted_run(pairs, tmp_path):
     config = TrainConfig(epochs=3, **FAST)
-    whole = train("n2n", NET, pairs, None, config, out=tmp_path / "whole", device="cpu")
+    whole = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "whole", device="cpu")
     with pytest.raises(Interrupt):  # dies during epoch 2: the checkpoint of epoch 1 remains
         train(
-            "n2n", NET, pairs, None, config, out=tmp_path / "cut", device="cpu",
+            "n2n", FAST_NET, pairs, None, config, out=tmp_path / "cut", device="cpu",
             progress=_interrupt_after(FAST["steps_per_epoch"] + 1),
         )  # fmt: skip
     record = json.loads((tmp_path / "cut" / "checkpoint" / "checkpoint.json").read_text())
     assert record["state"]["epoch"] == 1
     resumed = train(
-        "n2n", NET, pairs, None, config, out=tmp_path / "cut", device="cpu", resume=True
+        "n2n", FAST_NET, pairs, None, config, out=tmp_path / "cut", device="cpu", resume=True
     )
     assert [r.epoch for r in resumed.history] == [1, 2, 3]
     assert resumed.train_losses == whole.train_losses
@@ -73,12 +54,12 @@ def test_resumed_run_repeats_the_uninterrupted_run(pairs, tmp_path):
 
 def test_resume_with_more_epochs_continues_the_run(pairs, tmp_path):
     config = TrainConfig(epochs=2, lr_schedule="constant", **FAST)
-    whole = train("n2n", NET, pairs, None, config, out=tmp_path / "w.safetensors", device="cpu")
+    whole = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "w.safetensors", device="cpu")
     first = dataclass_replace(config, epochs=1)
     out = tmp_path / "r.safetensors"
-    train("n2n", NET, pairs, None, first, out=out, device="cpu")
+    train("n2n", FAST_NET, pairs, None, first, out=out, device="cpu")
     assert default_checkpoint_dir(out) == tmp_path / "r.checkpoint"
-    resumed = train("n2n", NET, pairs, None, config, out=out, device="cpu", resume=True)
+    resumed = train("n2n", FAST_NET, pairs, None, config, out=out, device="cpu", resume=True)
     assert resumed.train_losses == whole.train_losses
     assert resumed.validation_losses == whole.validation_losses
 
@@ -90,15 +71,15 @@ def dataclass_replace(config: TrainConfig, **changes) -> TrainConfig:
 def test_same_seed_same_run_and_logs(pairs, tmp_path, caplog):
     config = TrainConfig(epochs=2, **FAST)
     with caplog.at_level(logging.INFO, logger="cryoden.training"):
-        first = train("n2n", NET, pairs, None, config, out=tmp_path / "a", device="cpu")
+        first = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "a", device="cpu")
     assert sum(m.startswith("epoch ") and "validation loss" in m for m in caplog.messages) == 2
     torch.manual_seed(12345)  # the caller's global random state plays no part
-    second = train("n2n", NET, pairs, None, config, out=tmp_path / "b", device="cpu")
+    second = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "b", device="cpu")
     assert first.train_losses == second.train_losses
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = train(
-        "n2n", NET, pairs, None, dataclass_replace(config, seed=8), out=tmp_path / "c",
+        "n2n", FAST_NET, pairs, None, dataclass_replace(config, seed=8), out=tmp_path / "c",
         device="cpu",
     )  # fmt: skip
     assert other.train_losses != first.train_losses
@@ -112,7 +93,7 @@ def test_train_leaves_the_global_torch_state_as_it_found_it(pairs, tmp_path):
         torch.manual_seed(2024)
         before = torch.get_rng_state()
         config = TrainConfig(epochs=1, **FAST)  # threads=1 during the run
-        train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+        train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu")
         assert torch.equal(torch.get_rng_state(), before)
         assert torch.get_num_threads() == 2
         assert not torch.are_deterministic_algorithms_enabled()
@@ -123,7 +104,7 @@ def test_train_leaves_the_global_torch_state_as_it_found_it(pairs, tmp_path):
 def test_model_file_and_checkpoint_get_the_umask_permissions(pairs, tmp_path):
     """Outputs are written 0o666 less the umask (here 0o644), not a temporary file's 0o600."""
     with umask(0o022):
-        train("n2n", NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
+        train("n2n", FAST_NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
     files = [*(tmp_path / "m").glob("*.*"), *(tmp_path / "m" / "checkpoint").iterdir()]
     names = sorted(f.name for f in files)
     assert names == ["checkpoint-0001.safetensors", "checkpoint.json", "config.json",
@@ -135,7 +116,7 @@ def test_model_file_and_checkpoint_get_the_umask_permissions(pairs, tmp_path):
 def test_model_file_holds_the_best_weights_and_a_summary(pairs, tmp_path):
     config = TrainConfig(epochs=3, **FAST)
     result = train(
-        "n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu",
+        "n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu",
         data_summary={"a": "/data/a", "b": "/data/b"},
     )  # fmt: skip
     losses = result.validation_losses
@@ -159,7 +140,7 @@ def test_early_stopping(pairs, tmp_path):
     config = TrainConfig(
         epochs=20, learning_rate=1e-12, lr_schedule="constant", early_stopping_patience=2, **FAST
     )
-    result = train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+    result = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu")
     assert result.stopped == "early_stopping"
     assert len(result.history) < 20
     assert (tmp_path / "m" / "weights.safetensors").is_file()
@@ -167,7 +148,7 @@ def test_early_stopping(pairs, tmp_path):
 
 def test_time_limit_ends_gracefully_with_a_model(pairs, tmp_path):
     config = TrainConfig(epochs=1000, max_minutes=0.02, **FAST)
-    result = train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+    result = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu")
     assert result.stopped == "max_minutes"
     assert 1 <= len(result.history) < 1000
     assert load_model(tmp_path / "m").config.training["stopped"] == "max_minutes"
@@ -175,11 +156,11 @@ def test_time_limit_ends_gracefully_with_a_model(pairs, tmp_path):
 
 def test_explicit_validation_and_none(pairs, tmp_path):
     config = TrainConfig(epochs=1, **FAST)
-    result = train("n2n", NET, pairs.subset(range(6)), pairs.subset([6, 7]), config,
+    result = train("n2n", FAST_NET, pairs.subset(range(6)), pairs.subset([6, 7]), config,
                    out=tmp_path / "a", device="cpu")  # fmt: skip
     assert load_model(tmp_path / "a").config.training["n_validation_images"] == 2
     assert result.validation_losses[0] is not None
-    without = train("n2n", NET, pairs, [], config, out=tmp_path / "b", device="cpu")
+    without = train("n2n", FAST_NET, pairs, [], config, out=tmp_path / "b", device="cpu")
     assert without.validation_losses == [None]
     assert without.best_validation_loss == without.train_losses[0]
 
@@ -187,10 +168,10 @@ def test_explicit_validation_and_none(pairs, tmp_path):
 def test_scheme_and_data_must_match(tmp_path):
     singles = SingleDataset(blob_images(3, 32))
     with pytest.raises(ParameterError, match="2-channel"):
-        train("n2n", NET, singles, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
+        train("n2n", FAST_NET, singles, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
     with pytest.raises(ParameterError, match="patch size"):
         pairs = PairDataset(noisy_pairs(blob_images(3, 16), snr=1.0))
-        train("n2n", NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
+        train("n2n", FAST_NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m")
 
 
 def test_train_config_validation():
@@ -231,16 +212,16 @@ def test_training_lowers_the_error(tmp_path):
 
 def test_initial_weights_start_the_run_from_a_model(pairs, tmp_path):
     """Fine-tuning: with a vanishing learning rate the run ends where its initial weights were."""
-    first = train("n2n", NET, pairs, None, TrainConfig(epochs=2, **FAST), out=tmp_path / "a")
+    first = train("n2n", FAST_NET, pairs, None, TrainConfig(epochs=2, **FAST), out=tmp_path / "a")
     start = _weights(tmp_path / "a")
     config = TrainConfig(epochs=1, **{**FAST, "seed": 99}, learning_rate=1e-12)
     tuned = train(
-        "n2n", NET, pairs, None, config, out=tmp_path / "b", device="cpu", initial_weights=start
+        "n2n", FAST_NET, pairs, None, config, out=tmp_path / "b", device="cpu", initial_weights=start
     )
     end = tuned.network.state_dict()
     assert all(torch.allclose(end[k], start[k], atol=1e-6) for k in start)
     # from random weights the same run starts far higher than where the first run ended
-    fresh = train("n2n", NET, pairs, None, config, out=tmp_path / "c", device="cpu")
+    fresh = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "c", device="cpu")
     assert tuned.train_losses[0] < fresh.train_losses[0]
     assert tuned.train_losses[0] == pytest.approx(first.train_losses[-1], rel=0.5)
 
@@ -249,7 +230,7 @@ def test_initial_weights_must_fit_the_network(pairs, tmp_path):
     start = build_network(NetworkConfig(depth=3, base_channels=4)).state_dict()
     with pytest.raises(ParameterError, match="do not fit the unet network"):
         train(
-            "n2n", NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m",
+            "n2n", FAST_NET, pairs, None, TrainConfig(epochs=1, **FAST), out=tmp_path / "m",
             initial_weights=start,
         )  # fmt: skip
 
@@ -257,11 +238,11 @@ def test_initial_weights_must_fit_the_network(pairs, tmp_path):
 def test_fine_tuning_never_ends_worse_than_its_start(pairs, tmp_path):
     """The initial weights are the epoch-0 candidate: a run that only makes things worse (a
     far too large learning rate) gives back the initial weights."""
-    train("n2n", NET, pairs, None, TrainConfig(epochs=3, **FAST), out=tmp_path / "a")
+    train("n2n", FAST_NET, pairs, None, TrainConfig(epochs=3, **FAST), out=tmp_path / "a")
     start = _weights(tmp_path / "a")
     config = TrainConfig(epochs=2, **{**FAST, "seed": 5}, learning_rate=0.5)
     result = train(
-        "n2n", NET, pairs, None, config, out=tmp_path / "b", device="cpu", initial_weights=start
+        "n2n", FAST_NET, pairs, None, config, out=tmp_path / "b", device="cpu", initial_weights=start
     )
     assert result.best_epoch == 0
     end = _weights(tmp_path / "b")

@@ -10,30 +10,10 @@ import torch
 
 from cryoden.errors import ParameterError
 from cryoden.models import load_model
-from cryoden.nets import NetworkConfig
-from cryoden.training import PairDataset, TrainConfig, train
+from cryoden.training import TrainConfig, train
 from cryoden.training.data import training_data
 
-from .helpers import blob_images, noisy_pairs
-
-NET = NetworkConfig(depth=2, base_channels=4)
-FAST = {
-    "patch": 24,
-    "batch_size": 4,
-    "steps_per_epoch": 4,
-    "validation_patches": 8,
-    "threads": 1,
-    "seed": 7,
-}
-
-
-@pytest.fixture(scope="module")
-def pairs() -> PairDataset:
-    return PairDataset(noisy_pairs(blob_images(8, 32), snr=0.5))
-
-
-class Interrupt(Exception):
-    pass
+from .helpers import FAST, FAST_NET, Interrupt
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -48,7 +28,7 @@ def test_max_steps_takes_exactly_that_many_steps(pairs, tmp_path):
     seen: list[tuple[int, int]] = []
     config = TrainConfig(max_steps=10, epochs=1, **FAST)  # epochs does not count
     result = train(
-        "n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu",
+        "n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu",
         progress=lambda done, total: seen.append((done, total)),
     )  # fmt: skip
     assert result.steps == 10 and result.stopped == "steps"
@@ -60,7 +40,7 @@ def test_max_steps_takes_exactly_that_many_steps(pairs, tmp_path):
 
 def test_the_model_file_records_the_run(pairs, tmp_path):
     result = train(
-        "n2n", NET, pairs, None, TrainConfig(max_steps=6, **FAST), out=tmp_path / "m",
+        "n2n", FAST_NET, pairs, None, TrainConfig(max_steps=6, **FAST), out=tmp_path / "m",
         device="cpu",
     )  # fmt: skip
     record = load_model(tmp_path / "m").config.training
@@ -76,7 +56,7 @@ def test_the_model_file_records_the_run(pairs, tmp_path):
 
 def test_cosine_schedule_decays_over_the_step_budget(pairs, tmp_path):
     config = TrainConfig(max_steps=9, min_lr_fraction=0.1, **FAST)
-    result = train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+    result = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu")
     # the rate of the last step (step 8 of 9) is near the floor, not mid-way as over 100 epochs
     last = result.history[-1].learning_rate / config.learning_rate
     assert last == pytest.approx(config.lr_factor(8, 0.0))
@@ -85,9 +65,9 @@ def test_cosine_schedule_decays_over_the_step_budget(pairs, tmp_path):
 
 def test_a_step_budget_is_deterministic_and_resumable(pairs, tmp_path):
     config = TrainConfig(max_steps=10, **FAST)
-    whole = train("n2n", NET, pairs, None, config, out=tmp_path / "whole", device="cpu")
+    whole = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "whole", device="cpu")
     torch.manual_seed(99)  # the caller's random state plays no part
-    train("n2n", NET, pairs, None, config, out=tmp_path / "again", device="cpu")
+    train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "again", device="cpu")
     assert _same(_weights(tmp_path / "whole"), _weights(tmp_path / "again"))
 
     def interrupt(done: int, total: int) -> None:
@@ -95,8 +75,8 @@ def test_a_step_budget_is_deterministic_and_resumable(pairs, tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train("n2n", NET, pairs, None, config, out=tmp_path / "cut", progress=interrupt)
-    resumed = train("n2n", NET, pairs, None, config, out=tmp_path / "cut", resume=True)
+        train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "cut", progress=interrupt)
+    resumed = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "cut", resume=True)
     assert resumed.steps == 10 and resumed.stopped == "steps"
     assert resumed.train_losses == whole.train_losses
     assert _same(_weights(tmp_path / "whole"), _weights(tmp_path / "cut"))
@@ -112,7 +92,7 @@ def test_max_steps_must_be_a_positive_integer():
 def test_a_time_cap_far_short_of_the_plan_warns(pairs, tmp_path, caplog):
     config = TrainConfig(max_steps=100_000, max_minutes=0.005, **FAST)
     with caplog.at_level(logging.WARNING, logger="cryoden.training"):
-        result = train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+        result = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu")
     assert result.stopped == "max_minutes" and result.steps < 100_000
     shortfall = [w for w in result.warnings if "time cap" in w]
     assert len(shortfall) == 1
@@ -127,11 +107,11 @@ def test_a_run_that_never_improves_on_its_first_epoch_warns(pairs, tmp_path):
     config = TrainConfig(
         epochs=3, learning_rate=1e-12, lr_schedule="constant", **{**FAST, "seed": 3}
     )
-    result = train("n2n", NET, pairs, None, config, out=tmp_path / "m", device="cpu")
+    result = train("n2n", FAST_NET, pairs, None, config, out=tmp_path / "m", device="cpu")
     assert result.best_epoch == 1  # a vanishing rate leaves the weights where they were
     assert any("never improved on the first epoch" in w for w in result.warnings)
     fine = train(
-        "n2n", NET, pairs, None, TrainConfig(max_steps=12, learning_rate=3e-3, **FAST),
+        "n2n", FAST_NET, pairs, None, TrainConfig(max_steps=12, learning_rate=3e-3, **FAST),
         out=tmp_path / "f", device="cpu",
     )  # fmt: skip
     assert fine.best_epoch > 1
