@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from cryoden.errors import InputFileError
+from cryoden.io.inputs import MRC_SUFFIXES, is_mrc_name
+from cryoden.io.mapped import MappedMrc
 from cryoden.io.mrc import MrcData, read_mrc
 from cryoden.io.stacks import as_images
-
-MRC_SUFFIXES = (".mrc", ".mrcs", ".map")
 
 logger = logging.getLogger(__name__)
 
@@ -25,26 +25,27 @@ logger = logging.getLogger(__name__)
 PIXEL_SIZE_TOLERANCE = 1e-3
 
 
-class _PixelSizes:
+class PixelSizes:
     """Remembers the first file's pixel size and warns once about a file that differs."""
 
     def __init__(self) -> None:
         self.first: tuple[str, float] | None = None
         self.warned = False
 
-    def see(self, mrc: MrcData) -> None:
+    def see(self, mrc: MrcData | MappedMrc) -> None:
+        """Note ``mrc``'s pixel size (an unknown one is skipped)."""
         size = mrc.pixel_size_angstrom
         if size is None or self.warned:
             return
         if self.first is None:
-            self.first = (mrc.path, size)
+            self.first = (str(mrc.path), size)
             return
         path, reference = self.first
         if abs(size - reference) > PIXEL_SIZE_TOLERANCE * reference:
             self.warned = True
             logger.warning(
                 "training images have different pixel sizes: %s has %.4g Å, %s has %.4g Å",
-                path, reference, mrc.path, size,
+                path, reference, str(mrc.path), size,
             )  # fmt: skip
 
 
@@ -52,9 +53,9 @@ def list_mrc_files(location: Path) -> list[Path]:
     """MRC files in a folder (sorted by name), or the file itself."""
     location = Path(location)
     if location.is_dir():
-        files = sorted(p for p in location.iterdir() if p.suffix.lower() in MRC_SUFFIXES)
+        files = sorted(p for p in location.iterdir() if p.is_file() and is_mrc_name(p))
         if not files:
-            raise InputFileError(location, "folder holds no .mrc/.mrcs files")
+            raise InputFileError(location, f"folder holds no MRC files ({', '.join(MRC_SUFFIXES)})")
         return files
     if not location.exists():
         raise InputFileError(location, "no such file or folder")
@@ -65,7 +66,7 @@ def read_images(locations: Sequence[Path]) -> tuple[list[np.ndarray], list[str]]
     """Every 2D image in the given folders/files (stacks give one image per section)."""
     images: list[np.ndarray] = []
     names: list[str] = []
-    sizes = _PixelSizes()
+    sizes = PixelSizes()
     for location in locations:
         for path in list_mrc_files(location):
             mrc = read_mrc(path)
@@ -92,7 +93,7 @@ def read_pairs(a_dir: Path, b_dir: Path) -> tuple[list[tuple[np.ndarray, np.ndar
             Path(where) / first,
             f"has no partner of the same name in {other} ({counts}{more})",
         )
-    sizes = _PixelSizes()
+    sizes = PixelSizes()
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     names: list[str] = []
     for name in sorted(a_files):
