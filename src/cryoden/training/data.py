@@ -1,24 +1,51 @@
 """Training images: normalised pair and single-image datasets, splits and patch sampling.
 
-Datasets hold each training image as a normalised float32 array ``(C, H, W)``: ``C = 2`` for
-Noise2Noise pairs ``(a, b)``, ``C = 1`` for single images. :func:`sample_patches` draws random
-patches with random flips and 90° rotations from such arrays.
+Datasets hold each training image ``(C, H, W)``: ``C = 2`` for Noise2Noise pairs ``(a, b)``,
+``C = 1`` for single images. Images given as arrays are held as normalised float32 arrays;
+images given as files (``from_files``) stay in their files, memory-mapped and normalised patch
+by patch (:mod:`cryoden.training.file_images`), so that memory does not grow with their number.
+Either may carry a sample mask per image (``sample_masks``): patches are then drawn only where
+their centre pixel is inside the mask. :func:`sample_patches`
+(:mod:`cryoden.training.patches`) draws random patches with random flips and 90° rotations.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.models.normalization import NormalizationSpec
+from cryoden.training.file_images import pair_images, single_images
+from cryoden.training.patches import PatchImage, SampleMask, patch_sources, sample_patches
+
+__all__ = [
+    "PAIR_FITS",
+    "ImageDataset",
+    "PairDataset",
+    "PatchImage",
+    "SingleDataset",
+    "TrainingData",
+    "check_patch_fits",
+    "patch_sources",
+    "sample_patches",
+    "split_indices",
+    "split_single_image",
+    "training_data",
+]
 
 logger = logging.getLogger(__name__)
+
+#: A training image: a normalised float32 array ``(C, H, W)``, or a :class:`PatchImage`
+#: (memory-mapped, or carrying a sample mask).
+TrainImage = np.ndarray | PatchImage
+#: One optional boolean mask ``(H, W)`` per image, or None for no masks.
+SampleMasks = Sequence[np.ndarray | None] | None
 
 
 def _as_image(array: np.ndarray, what: str, source: str | None = None) -> np.ndarray:
@@ -40,6 +67,21 @@ def _source(sources: list[str] | None, i: int) -> str | None:
     return sources[i] if sources is not None and i < len(sources) else None
 
 
+def _with_mask(image: np.ndarray, masks: SampleMasks, i: int, what: str) -> TrainImage:
+    """``image`` ``(C, H, W)`` as it is, or as a :class:`PatchImage` carrying mask ``i``."""
+    given = None if masks is None else masks[i]  # read once: a lazy sequence may compute it
+    if given is None:
+        return image
+    shape = (int(image.shape[-2]), int(image.shape[-1]))
+    mask = SampleMask(np.asarray(given), shape, what=f"sample mask of {what}")
+    return PatchImage(list(image), mask=mask)
+
+
+def _check_masks(masks: SampleMasks, n: int) -> None:
+    if masks is not None and len(masks) != n:
+        raise ParameterError(f"sample_masks must have one entry per image ({n}), got {len(masks)}")
+
+
 class ImageDataset:
     """Normalised training images ``(C, H, W)`` and what the model file should record.
 
@@ -52,7 +94,7 @@ class ImageDataset:
 
     def __init__(
         self,
-        images: list[np.ndarray],
+        images: list[TrainImage],
         normalization: NormalizationSpec,
         sources: list[str] | None = None,
     ) -> None:
@@ -95,6 +137,11 @@ class ImageDataset:
 PAIR_FITS: tuple[str, ...] = ("both", "a")
 
 
+def _check_fit_on(fit_on: str) -> None:
+    if fit_on not in PAIR_FITS:
+        raise ParameterError(f"fit_on must be one of {', '.join(PAIR_FITS)}, got {fit_on!r}")
+
+
 class PairDataset(ImageDataset):
     """Pairs ``(a, b)``, each normalised with one set of parameters applied to both images.
 
@@ -116,6 +163,9 @@ class PairDataset(ImageDataset):
     fit_on
         ``"both"`` or ``"a"`` (:data:`PAIR_FITS`): what the normalisation is fitted on. A
         training scheme names the one it needs (its ``pair_fit_on``; ``"a"`` for CARE).
+    sample_masks
+        Optional boolean mask ``(H, W)`` (or None) per pair: patch centres are drawn only
+        inside it.
     """
 
     channels = 2
@@ -127,11 +177,12 @@ class PairDataset(ImageDataset):
         normalization: NormalizationSpec | None = None,
         sources: list[str] | None = None,
         fit_on: str = "both",
+        sample_masks: SampleMasks = None,
     ) -> None:
-        if fit_on not in PAIR_FITS:
-            raise ParameterError(f"fit_on must be one of {', '.join(PAIR_FITS)}, got {fit_on!r}")
+        _check_fit_on(fit_on)
+        _check_masks(sample_masks, len(pairs))
         spec = normalization or NormalizationSpec()
-        images = []
+        images: list[TrainImage] = []
         for i, (a, b) in enumerate(pairs):
             name = _source(sources, i)
             a = _as_image(a, f"pair {i} image a", None if name is None else f"{name} (a)")
@@ -140,11 +191,36 @@ class PairDataset(ImageDataset):
                 where = f"pair {i}" if name is None else name
                 raise ParameterError(f"{where}: a has shape {a.shape} but b has {b.shape}")
             norm = spec.fit(np.stack([a, b]) if fit_on == "both" else a)
-            images.append(np.stack([norm.apply(a), norm.apply(b)]))
+            pair = np.stack([norm.apply(a), norm.apply(b)])
+            images.append(_with_mask(pair, sample_masks, i, name or f"pair {i}"))
         if not images:
             raise ParameterError("no training pairs given")
         super().__init__(images, spec, sources)
         self.fit_on = fit_on
+
+    @classmethod
+    def from_files(
+        cls,
+        pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+        *,
+        normalization: NormalizationSpec | None = None,
+        fit_on: str = "both",
+        sample_masks: SampleMasks = None,
+        scratch_dir: str | os.PathLike[str] | None = None,
+    ) -> PairDataset:
+        """Pairs of MRC files ``(a, b)`` of equal shape, read patch by patch from memory maps
+        (:mod:`cryoden.training.file_images`); each section of a stack is one pair, and
+        ``sample_masks`` has one entry per section. ``scratch_dir`` takes decompressed copies
+        of gzip/bzip2 files. Sources are the ``a`` paths."""
+        _check_fit_on(fit_on)
+        spec = normalization or NormalizationSpec()
+        images, names = pair_images(
+            pairs, spec, fit_on=fit_on, sample_masks=sample_masks, scratch_dir=scratch_dir
+        )
+        dataset = object.__new__(cls)
+        ImageDataset.__init__(dataset, list(images), spec, names)
+        dataset.fit_on = fit_on
+        return dataset
 
     @classmethod
     def from_stacks(
@@ -175,6 +251,9 @@ class SingleDataset(ImageDataset):
         The normalisation method.
     sources
         Optional names of the images.
+    sample_masks
+        Optional boolean mask ``(H, W)`` (or None) per image: patch centres are drawn only
+        inside it.
     """
 
     channels = 1
@@ -185,15 +264,40 @@ class SingleDataset(ImageDataset):
         *,
         normalization: NormalizationSpec | None = None,
         sources: list[str] | None = None,
+        sample_masks: SampleMasks = None,
     ) -> None:
+        _check_masks(sample_masks, len(images))
         spec = normalization or NormalizationSpec()
-        arrays = []
+        arrays: list[TrainImage] = []
         for i, image in enumerate(images):
             image = _as_image(image, f"image {i}", _source(sources, i))
-            arrays.append(spec.fit(image).apply(image)[None])
+            normalised = spec.fit(image).apply(image)[None]
+            what = _source(sources, i) or f"image {i}"
+            arrays.append(_with_mask(normalised, sample_masks, i, what))
         if not arrays:
             raise ParameterError("no training images given")
         super().__init__(arrays, spec, sources)
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        normalization: NormalizationSpec | None = None,
+        sample_masks: SampleMasks = None,
+        scratch_dir: str | os.PathLike[str] | None = None,
+    ) -> SingleDataset:
+        """MRC files read patch by patch from memory maps
+        (:mod:`cryoden.training.file_images`); each section of a stack or volume is one image,
+        and ``sample_masks`` has one entry per section. ``scratch_dir`` takes decompressed
+        copies of gzip/bzip2 files. Sources are ``path`` (``path:i`` for sections)."""
+        spec = normalization or NormalizationSpec()
+        images, names = single_images(
+            paths, spec, sample_masks=sample_masks, scratch_dir=scratch_dir
+        )
+        dataset = object.__new__(cls)
+        ImageDataset.__init__(dataset, list(images), spec, names)
+        return dataset
 
 
 def split_indices(n: int, validation_fraction: float, *, seed: int) -> tuple[list[int], list[int]]:
@@ -215,62 +319,6 @@ def split_indices(n: int, validation_fraction: float, *, seed: int) -> tuple[lis
     return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])
 
 
-def sample_patches(
-    images: Sequence[np.ndarray | torch.Tensor],
-    *,
-    patch: int,
-    batch: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Draw ``batch`` random ``patch × patch`` patches with random flips and 90° rotations.
-
-    An image is picked with probability proportional to its area, then a uniformly random
-    position, then one of the 8 symmetries of the square, applied identically to all channels.
-
-    Parameters
-    ----------
-    images
-        Arrays or tensors ``(C, H, W)`` (all with the same ``C``), each at least ``patch`` on
-        both sides.
-    patch
-        Patch side in pixels.
-    batch
-        Number of patches.
-    generator
-        CPU torch generator; the draw depends on nothing else.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(batch, C, patch, patch)`` float32 on the CPU.
-    """
-    if not images:
-        raise ParameterError("no images to sample patches from")
-    tensors = [torch.as_tensor(np.asarray(im, dtype=np.float32)) for im in images]
-    for t in tensors:
-        if t.ndim != 3:
-            raise ParameterError(f"images must be (C, H, W), got shape {tuple(t.shape)}")
-        if t.shape[-2] < patch or t.shape[-1] < patch:
-            raise ParameterError(
-                f"patch size {patch} is larger than an image of {t.shape[-2]}×{t.shape[-1]}"
-            )
-    areas = torch.tensor([float(t.shape[-2] * t.shape[-1]) for t in tensors], dtype=torch.float64)
-    which = torch.multinomial(areas, batch, replacement=True, generator=generator)
-    draws = torch.rand(batch, 3, generator=generator, dtype=torch.float64)
-    out = torch.empty(batch, tensors[0].shape[0], patch, patch, dtype=torch.float32)
-    for i in range(batch):
-        t = tensors[int(which[i])]
-        h, w = int(t.shape[-2]), int(t.shape[-1])
-        y = min(int(draws[i, 0] * (h - patch + 1)), h - patch)
-        x = min(int(draws[i, 1] * (w - patch + 1)), w - patch)
-        sym = min(int(draws[i, 2] * 8), 7)
-        p = t[:, y : y + patch, x : x + patch]
-        if sym >= 4:
-            p = torch.flip(p, dims=(-1,))
-        out[i] = torch.rot90(p, k=sym % 4, dims=(-2, -1))
-    return out
-
-
 @dataclass
 class TrainingData:
     """The images of a training run and what the model file records about them.
@@ -278,7 +326,8 @@ class TrainingData:
     Attributes
     ----------
     train, validation
-        ``(C, H, W)`` float32 arrays (``validation`` may be empty).
+        ``(C, H, W)`` float32 arrays or :class:`PatchImage` objects (``validation`` may be
+        empty).
     summary
         JSON-ready facts: channels and sources (for a dataset), image counts and shapes.
     normalization
@@ -288,20 +337,20 @@ class TrainingData:
         (single images, or arrays).
     """
 
-    train: list[np.ndarray]
-    validation: list[np.ndarray]
+    train: list[TrainImage]
+    validation: list[TrainImage]
     summary: dict[str, Any]
     normalization: NormalizationSpec | None
     pair_fit_on: str | None = None
 
 
-def _as_arrays(images: ImageDataset | Sequence[np.ndarray]) -> list[np.ndarray]:
+def _as_arrays(images: ImageDataset | Sequence[TrainImage]) -> list[TrainImage]:
     if isinstance(images, ImageDataset):
         return list(images.images)
-    return [np.asarray(im, dtype=np.float32) for im in images]
+    return [im if isinstance(im, PatchImage) else np.asarray(im, dtype=np.float32) for im in images]
 
 
-def check_patch_fits(images: ImageDataset | Sequence[np.ndarray], patch: int) -> None:
+def check_patch_fits(images: ImageDataset | Sequence[TrainImage], patch: int) -> None:
     """Refuse, before training, an image smaller than the patch, naming its source file when
     the dataset knows it."""
     arrays = _as_arrays(images)
@@ -319,8 +368,8 @@ def check_patch_fits(images: ImageDataset | Sequence[np.ndarray], patch: int) ->
 
 
 def split_single_image(
-    image: np.ndarray, validation_fraction: float, patch: int | None
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    image: TrainImage, validation_fraction: float, patch: int | None
+) -> tuple[list[TrainImage], list[TrainImage]]:
     """Hold out a region of a lone training image for validation.
 
     The last ``validation_fraction`` of the image along its longer side (at least ``patch``
@@ -342,13 +391,19 @@ def split_single_image(
         )  # fmt: skip
         return [image], []
     cut = length - n_val
-    train = image[:, :cut] if axis == -2 else image[:, :, :cut]
-    val = image[:, cut:] if axis == -2 else image[:, :, cut:]
+    whole = slice(None)
+    train_region = (slice(None, cut), whole) if axis == -2 else (whole, slice(None, cut))
+    val_region = (slice(cut, None), whole) if axis == -2 else (whole, slice(cut, None))
     logger.info(
         "one training image: its last %d %s (%.0f%%) are held out for validation",
         n_val, "rows" if axis == -2 else "columns", 100.0 * n_val / length,
     )  # fmt: skip
-    return [np.ascontiguousarray(train)], [np.ascontiguousarray(val)]
+    if isinstance(image, PatchImage):
+        return [image.crop(*train_region)], [image.crop(*val_region)]
+    return (
+        [np.ascontiguousarray(image[:, train_region[0], train_region[1]])],
+        [np.ascontiguousarray(image[:, val_region[0], val_region[1]])],
+    )
 
 
 def _log_validation(which: str) -> None:
@@ -359,8 +414,8 @@ def _log_validation(which: str) -> None:
 
 
 def training_data(
-    train_images: ImageDataset | Sequence[np.ndarray],
-    val_images: ImageDataset | Sequence[np.ndarray] | None,
+    train_images: ImageDataset | Sequence[TrainImage],
+    val_images: ImageDataset | Sequence[TrainImage] | None,
     *,
     validation_fraction: float,
     seed: int,
