@@ -28,6 +28,18 @@ def _one_error_line(result, *needles):
         assert needle in lines[0], lines[0]
 
 
+def _one_failed_input(result, *needles):
+    """A batch with one bad input among good ones: status 1, exactly one error line (naming
+    the file and the problem) among the log lines, no traceback, and a summary on stdout."""
+    assert result.code == 1, result.err
+    assert "Traceback" not in result.err + result.out
+    errors = [line for line in result.err.splitlines() if line.startswith("cryoden: error: ")]
+    assert len(errors) == 1, result.err
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    assert "1 failed" in result.out
+
+
 def test_noise_command_hits_the_snr_and_keeps_the_header(cli, tmp_path, clean_file):
     out = tmp_path / "noisy.mrc"
     result = cli("noise", clean_file, "-o", out, "--snr", "0.5", "--seed", "3")
@@ -104,7 +116,7 @@ def test_evaluate_json_schema(cli, tmp_path, clean_file, blob_image):
 def test_missing_file(cli, tmp_path):
     out_dir = tmp_path / "out"
     result = cli("filter", "mean", tmp_path / "absent.mrc", "-o", out_dir)
-    _one_error_line(result, "absent.mrc", "not found")
+    _one_error_line(result, "absent.mrc", "no such file")
     assert not any(out_dir.glob("*.mrc")) if out_dir.exists() else True
 
 
@@ -112,8 +124,9 @@ def test_truncated_file(cli, tmp_path, clean_file):
     cut = tmp_path / "cut.mrc"
     cut.write_bytes(clean_file.read_bytes()[:-500])
     result = cli("filter", "mean", clean_file, cut, "-o", tmp_path / "out")
-    _one_error_line(result, "cut.mrc", "truncated")
-    assert not (tmp_path / "out" / "clean.mrc").exists()
+    _one_failed_input(result, "cut.mrc", "truncated")
+    assert (tmp_path / "out" / "clean.mrc").exists()  # the good input is filtered
+    assert not (tmp_path / "out" / "cut.mrc").exists()
 
 
 def test_non_mrc_file(cli, tmp_path):

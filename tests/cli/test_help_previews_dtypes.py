@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 COMMANDS = [
     "demo", "noise", "filter", "evaluate", "simulate", "denoise", "split-frames",
     "train n2n", "train n2v", "train ne2ne", "train care", "models info", "bench seed",
+    "relion denoise", "relion train",
 ]  # fmt: skip
 
 

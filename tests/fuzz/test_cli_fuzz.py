@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -98,6 +99,22 @@ def assert_one_error(result: Result, *needles: str) -> str:
     return lines[0]
 
 
+def assert_one_failed_input(result: Result, *needles: str) -> str:
+    """A batch command (filter, denoise) with one input it cannot process: status 1, no
+    traceback, and exactly one error line, naming the file and the problem; the batch may log
+    (the denoiser it made, its progress, the good inputs' voxel sizes), nothing else."""
+    assert result.code == 1, (result.out, result.err)
+    assert "Traceback" not in result.err + result.out
+    lines = result.err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("cryoden: error: ")]
+    assert len(errors) == 1, result.err
+    others = [line for line in lines if line not in errors]
+    assert all(line.startswith(("INFO ", "WARNING ", " ")) for line in others), result.err
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
+
+
 def leftovers(out: Path) -> list[str]:
     """Files under the output name(s), temporaries included."""
     if not out.exists() or out.is_file():
@@ -111,8 +128,9 @@ def leftovers(out: Path) -> list[str]:
 def _corpus_run(
     cli, fuzz_case, args: list[object], out: Path, *, refusals: tuple[str, ...] = ()
 ) -> None:
-    """Run ``args`` on a corpus file: success where the io layer reads it (unless the command
-    refuses it with a message holding one of ``refusals``), else one error line naming it."""
+    """Run the batch command ``args`` on a corpus file: success where the io layer reads it
+    (unless the command refuses it with a message holding one of ``refusals``), else the file
+    fails alone: one error line naming it, status 1, no output."""
     corpus = fuzz_case.path.parent
     before = hashes(corpus)
     result = cli(*args)
@@ -124,7 +142,7 @@ def _corpus_run(
     ):
         assert result.code == 0, result.err
         return
-    line = assert_one_error(result)
+    line = assert_one_failed_input(result)
     named = fuzz_case.path.name.replace("\n", "\\n")
     assert named in line or str(fuzz_case.path.parent.name) in line, line
     assert leftovers(out) == [], "output left behind"
@@ -151,7 +169,8 @@ def test_evaluate_corpus(cli, fuzz_case, tmp_path, images):
 def test_denoise_corpus(cli, fuzz_case, tmp_path, tiny_model):
     out = tmp_path / "den"
     args = ["denoise", "--model", tiny_model, fuzz_case.path, "-o", out, "--threads", "1"]
-    _corpus_run(cli, fuzz_case, args, out, refusals=("denoising needs at least",))
+    refusals = ("denoising needs at least", "is a 3D volume")  # a 2D model refuses volumes
+    _corpus_run(cli, fuzz_case, args, out, refusals=refusals)
 
 
 def test_models_info_corpus(cli, fuzz_case):
@@ -363,19 +382,40 @@ def test_symlink_loop_and_fifo_inputs(cli, tmp_path, images, tiny_model):
         for args in (
             ["filter", "mean", images["a"], bad, "-o", tmp_path / "out"],
             ["denoise", "--model", tiny_model, images["a"], bad, "-o", tmp_path / "out"],
+        ):
+            result = cli(*args)
+            if bad == loop:  # names no file: refused before any work
+                assert_one_error(result, bad.name)
+                assert not (tmp_path / "out").exists()
+            else:  # a file that cannot be read fails alone; the good input is processed
+                assert_one_failed_input(result, bad.name)
+                assert sorted(p.name for p in (tmp_path / "out").glob("*.mrc")) == ["a.mrc"]
+                shutil.rmtree(tmp_path / "out")
+        for args in (
             ["evaluate", "-r", images["a"], bad],
             ["evaluate", "-r", bad, images["a"]],
             ["noise", bad, "-o", tmp_path / "n.mrc", "--snr", "0.1"],
         ):
             assert_one_error(cli(*args), bad.name)
-            assert not (tmp_path / "out").exists() and not (tmp_path / "n.mrc").exists()
+            assert not (tmp_path / "n.mrc").exists()
 
 
 @pytest.mark.parametrize("command", ["filter", "denoise"])
-def test_nan_second_input_leaves_no_output(cli, tmp_path, images, tiny_model, command):
+def test_nan_second_input_is_reported_and_the_first_written(
+    cli, tmp_path, images, tiny_model, command
+):
     args = ["filter", "mean"] if command == "filter" else ["denoise", "--model", tiny_model]
     result = cli(*args, images["a"], images["nan"], "-o", tmp_path / "out")
-    assert_one_error(result, "nan.mrc", "NaN")
+    assert_one_failed_input(result, "nan.mrc", "NaN")
+    assert "1 succeeded" in result.out and "1 failed" in result.out
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mrc")) == ["a.mrc"]
+
+
+@pytest.mark.parametrize("command", ["filter", "denoise"])
+def test_a_batch_of_only_bad_inputs_leaves_no_output(cli, tmp_path, images, tiny_model, command):
+    args = ["filter", "mean"] if command == "filter" else ["denoise", "--model", tiny_model]
+    result = cli(*args, images["nan"], "-o", tmp_path / "out")
+    assert_one_failed_input(result, "nan.mrc", "NaN")
     assert not (tmp_path / "out").exists()
 
 

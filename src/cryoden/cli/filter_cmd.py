@@ -1,42 +1,61 @@
-"""Apply a classical filter to MRC images.
+"""Apply a classical filter to MRC images; outputs mirror the inputs under OUTDIR.
 
 Example::
 
     cryoden filter lowpass noisy/*.mrc -o filtered/ --cutoff 0.05
     cryoden filter gaussian noisy.mrc -o filtered/ --sigma 2
     cryoden filter bandpass noisy.mrc -o filtered/ --low-cutoff 0.02 --cutoff 0.4 --edge soft
+    cryoden filter lowpass micrographs.star -o lowpassed/ --cutoff 0.1
 
-Cutoffs are in Nyquist units (1 = Nyquist = 0.5 cycles/pixel). Each output is
-``OUTDIR/<input basename>.mrc``; inputs are never overwritten. Outputs are float32 (MRC mode 2),
-or float16 (mode 12, half the disk) with ``--dtype float16``; an integer input (int8, int16,
-uint16) comes back as floating point too, since filtered values are not integers. Each output
-keeps its input's voxel size and origin; an unknown voxel size (0 or NaN in the header) stays
-unknown, written as 0, with a warning. Every input is read and checked (header, finite data) and
-the filter's parameters are checked against every image's size before any output is written.
-"""
+Cutoffs are in Nyquist units (1 = Nyquist = 0.5 cycles/pixel). Inputs are MRC files, folders of
+them, quoted glob patterns, one RELION STAR file or cryoSPARC .cs files; each output is
+OUTDIR/<the input's path below the inputs' common folder> with .mrc (.mrcs for stacks), and a
+STAR input also gives OUTDIR/micrographs_filtered.star (every block and column kept,
+rlnMicrographName pointing at the filtered files, the raw paths in rlnMicrographNameRaw). Inputs
+are never overwritten. Outputs are float32 (MRC mode 2), or float16 (mode 12, half the disk) with
+``--dtype float16``; an integer input (int8, int16, uint16) comes back as floating point too,
+since filtered values are not integers. Each output keeps its input's voxel size and origin; an
+unknown voxel size (0 or NaN in the header) stays unknown, written as 0, with a warning.
+
+The filter's parameters are checked before any work. An input that cannot be filtered
+(unreadable, truncated, NaN values, smaller than the filter's kernel) is reported in one line
+naming it; the others are filtered, and the command ends with status 1 and a summary of how many
+succeeded, were skipped and failed. A rerun of the same command skips the outputs already
+complete (same input, filter and parameters, recorded in each output's header; --overwrite
+redoes them)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
-from cryoden.cli.batch import DTYPE, check_inputs, plan_outputs, write_output
-from cryoden.cli.common import (
-    echo,
-    flag_names,
-    output_folder,
-    progress_bar,
-    write_provenance,
+from cryoden import __version__
+from cryoden.cli.batch import (
+    DTYPE,
+    INPUTS,
+    OVERWRITE,
+    InputNotes,
+    batch_console,
+    log_skipped,
+    plan_batch,
+    summarize,
+    write_outputs_star,
 )
-from cryoden.cli.options import INPUTS, OUTPUT_DIR, number_option, side_option
+from cryoden.cli.common import MAX_SIDE_PX, flag_names, write_provenance
+from cryoden.cli.options import OUTPUT_DIR, number_option, side_option
 from cryoden.errors import ParameterError
 from cryoden.filters import FILTERS, apply_filter, check_filter_parameters
-from cryoden.io import read_mrc
-from cryoden.io.stacks import as_images
+from cryoden.pipeline.batch import ItemResult, partition_complete, run_batch
+from cryoden.pipeline.mrc_job import MrcFileJob
+
+#: The STAR file of the outputs, in OUTDIR, when the input is a STAR file.
+STAR_NAME = "micrographs_filtered.star"
 
 #: The filters' parameters and the flags that set them.
 FLAGS = {
@@ -46,6 +65,7 @@ FLAGS = {
     "sigma_px": "--sigma",
     "size": "--size",
     "edge": "--edge",
+    "dtype": "--dtype",
 }
 
 
@@ -133,30 +153,48 @@ def command(
         help=f"Fourier filter edge: hard or soft (default: {filter_defaults('lowpass')['edge']}).",
     ),
     dtype: str = DTYPE,
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Filter MRC images with a classical filter; writes OUTDIR/<basename>.mrc."""
+    """Filter MRC images with a classical filter; outputs mirror the inputs under OUTDIR."""
     name = get_filter_name(name)
     params = filter_parameters(
         name, cutoff=cutoff, low_cutoff=low_cutoff, sigma=sigma, size=size, edge=edge
     )
-    # Fail on a bad input or parameter before writing anything: every header, the filter's
-    # parameters against every image's size, then every input's data (read_mrc refuses NaN).
-    outputs, headers = plan_outputs(inputs, out_dir)
-    with flag_names(FLAGS):
-        for shape in {header.shape for header in headers}:
-            check_filter_parameters(name, shape, **params)
-    notes = check_inputs(inputs, headers, dtype, lambda path, mrc: as_images(mrc))
-    notes.log()
-    output_folder(out_dir)
-    with progress_bar(f"filter {name}", total=len(inputs)) as progress:
-        for i, (path, out) in enumerate(zip(inputs, outputs)):
-            mrc = read_mrc(path)
-            stack = as_images(mrc)
-            with flag_names(FLAGS):
-                result = np.stack([apply_filter(name, image, **params) for image in stack])
-            write_output(out, result, mrc, protected=inputs, dtype=dtype)
-            progress(i + 1, len(inputs))
-    write_provenance(
-        out_dir, "filter", {"filter": name, "inputs": inputs, "dtype": dtype or "float32", **params}
+    with flag_names(FLAGS):  # the parameters themselves; their fit to each image comes later
+        check_filter_parameters(name, (MAX_SIDE_PX, MAX_SIDE_PX), **params)
+    dtype = dtype or "float32"
+    recipe = {"command": "filter", "filter": name, "parameters": params, "dtype": dtype}
+    plan = plan_batch(inputs, out_dir, protected=[]).with_keys(recipe)
+    todo, complete = partition_complete(plan.items, overwrite=overwrite)
+    log_skipped(len(complete))
+    label = f"cryoden {__version__} filter {name} {time.strftime('%Y-%m-%d')}"
+    job = MrcFileJob(
+        functools.partial(filter_images, name, params), dtype=dtype, history_label=label
     )
-    echo(f"wrote {len(outputs)} file(s) to {out_dir}")
+    with batch_console(f"filter {name}", len(todo), FLAGS) as on_result:
+        report = run_batch(job, todo, on_result=on_result)
+    report.results[:0] = [ItemResult(item, "skipped") for item in complete]
+    if any(r.status in ("done", "skipped") for r in report.results):
+        star = write_outputs_star(plan, report, out_dir, STAR_NAME)
+        InputNotes.from_results(report.results, dtype).log()
+        write_provenance(
+            out_dir,
+            "filter",
+            {"filter": name, "inputs": [i.source for i in plan.items],
+             "outputs": [i.output for i in plan.items], "star": star,
+             "dtype": dtype, **params,
+             "failed": {str(r.item.source): r.problem for r in report.failed}},
+        )  # fmt: skip
+    code = summarize(f"filter {name}", report, len(plan.items), out_dir)
+    if code:
+        raise typer.Exit(code)
+
+
+def filter_images(name: str, params: dict[str, Any], source: Path, data: np.ndarray) -> np.ndarray:
+    """Filter each image of ``data`` (an image or a stack) with filter ``name``: the per-file
+    work of ``cryoden filter``. Parameters that do not fit the image (a kernel larger than it)
+    fail this file alone."""
+    stack = data if data.ndim == 3 else data[None]
+    check_filter_parameters(name, stack.shape, **params)
+    result = np.stack([apply_filter(name, image, **params) for image in stack])
+    return result if data.ndim == 3 else result[0]
