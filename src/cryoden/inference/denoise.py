@@ -33,7 +33,7 @@ from cryoden.inference.onnx_backend import (
     onnxruntime_available,
 )
 from cryoden.inference.tiling import TilingPlan, available_memory_bytes, predict_tiled
-from cryoden.models import LoadedModel
+from cryoden.models import LoadedModel, ModelConfig
 from cryoden.nets.analysis import effective_radius
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.device import default_device, torch_threads
@@ -66,6 +66,24 @@ ProgressCallback = Callable[[int, int], None]
 
 #: Training schemes whose models are applied by polyphase inference unless told otherwise.
 POLYPHASE_SCHEMES: frozenset[str] = frozenset({"ne2ne"})
+
+
+def trained_on_polyphase(config: ModelConfig) -> bool:
+    """Whether a model learned on 2×2 polyphase sub-images, so that the denoiser applies it to
+    them: Neighbor2Neighbor models, and blind-spot models trained with pixel-shuffle
+    down-sampling (``scheme_options["blind_spot"]`` ``"pd:2"``, see
+    :mod:`cryoden.training.blind_spot`). A stride other than 2 is refused."""
+    if config.scheme in POLYPHASE_SCHEMES:
+        return True
+    blind_spot = str(config.scheme_options.get("blind_spot", "pixel"))
+    if not blind_spot.startswith("pd:"):
+        return False
+    if blind_spot != "pd:2":
+        raise ParameterError(
+            f"the model was trained with blind spot {blind_spot}; this cryoden applies "
+            "pixel-shuffle stride 2 only"
+        )
+    return True
 
 __all__ = ["BACKENDS", "PRECISIONS", "Denoiser", "default_device", "native_bf16"]
 
@@ -128,9 +146,9 @@ class Denoiser:
         memory on a GPU).
     polyphase
         Denoise the four 2×2 polyphase sub-images at half size and merge them (see
-        :mod:`cryoden.nets.polyphase`). ``None`` (the default) does so for
-        Neighbor2Neighbor models, which learned on half-size sub-sampled images, and not for
-        others; ``True`` or ``False`` force it. The network sees each sub-image as the model
+        :mod:`cryoden.nets.polyphase`). ``None`` (the default) does so for models that
+        learned on half-size sub-sampled images (Neighbor2Neighbor, and Noise2Void with the
+        ``pd:2`` blind spot: :func:`trained_on_polyphase`), and not for others; ``True`` or ``False`` force it. The network sees each sub-image as the model
         file's ``scheme_options`` say: for Neighbor2Neighbor's ``input_image`` ``"cell-mean"``,
         the mean of the other three sub-images
         (:func:`~cryoden.nets.polyphase.cell_mean_polyphase`), as in training; otherwise
@@ -165,6 +183,11 @@ class Denoiser:
         polyphase: bool | None = None,
         backend: str = "auto",
     ) -> None:
+        if model.config.network.dims != 2:
+            raise ParameterError(
+                f"model {model.path} is a 3D model (it denoises volumes): use "
+                "cryoden.inference.volume.VolumeDenoiser"
+            )
         if backend not in BACKENDS:
             raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -213,7 +236,7 @@ class Denoiser:
         if backend == "onnxruntime":
             self._onnx = OnnxRuntimeNetwork(network, threads=threads)
         if polyphase is None:
-            polyphase = model.config.scheme in POLYPHASE_SCHEMES
+            polyphase = trained_on_polyphase(model.config)
         self.polyphase = bool(polyphase)
         self.polyphase_input = str(model.config.scheme_options.get("input_image", "neighbour"))
         if self.polyphase_input not in INPUT_IMAGES:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -9,30 +11,36 @@ from torch import nn
 from cryoden.nets.config import NetworkConfig
 from cryoden.nets.registry import build_network
 
+#: Largest cube side (voxels) :func:`effective_radius` measures a 3D network on by default.
+MAX_SIDE_3D = 96
+
 
 def count_parameters(network: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in network.parameters() if p.requires_grad or not trainable_only)
 
 
+_COUNTED = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
 def _conv_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
-    if isinstance(module, nn.ConvTranspose2d):
-        kh, kw = module.kernel_size
-        per_input = (module.out_channels // module.groups) * kh * kw
-        return inputs[0].numel() * per_input
-    if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        return output.numel() * (module.in_channels // module.groups) * kh * kw
-    return 0
+    if not isinstance(module, _COUNTED):
+        return 0
+    taps = math.prod(int(k) for k in module.kernel_size)
+    if isinstance(module, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        return inputs[0].numel() * (module.out_channels // module.groups) * taps
+    return output.numel() * (module.in_channels // module.groups) * taps
 
 
 def flops_per_pixel(model: NetworkConfig | nn.Module, *, size: int | None = None) -> float:
-    """Floating-point operations per input pixel of one forward pass (convolutions only).
+    """Floating-point operations per input pixel (voxel, for a 3D network) of one forward
+    pass (convolutions only).
 
-    Multiply-accumulates of every ``Conv2d`` and ``ConvTranspose2d`` are counted with forward
-    hooks on a sample input of ``size × size`` pixels (by default ``4 * 2**depth``, so no
-    internal padding), doubled, and divided by the number of input pixels. Activations,
-    pooling, interpolation and the fixed blur of ``blurpool`` are not counted.
+    Multiply-accumulates of every convolution (2D or 3D, transposed or not) are counted with
+    forward hooks on a sample input of ``size`` pixels per side (by default ``4 * 2**depth``,
+    ``2 * 2**depth`` for a 3D network, so no internal padding), doubled, and divided by the
+    number of input pixels. Activations, pooling, interpolation and the fixed blur of
+    ``blurpool`` are not counted.
 
     Parameters
     ----------
@@ -45,27 +53,24 @@ def flops_per_pixel(model: NetworkConfig | nn.Module, *, size: int | None = None
     network = build_network(model) if isinstance(model, NetworkConfig) else model
     config = getattr(network, "config", None)
     in_channels = config.in_channels if isinstance(config, NetworkConfig) else 1
+    dims = config.dims if isinstance(config, NetworkConfig) else 2
     if size is None:
-        size = 4 * config.size_multiple if isinstance(config, NetworkConfig) else 64
+        size = (6 - dims) * config.size_multiple if isinstance(config, NetworkConfig) else 64
     total = [0]
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         total[0] += _conv_macs(module, inputs, output)
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in network.modules()
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
-    ]
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, _COUNTED)]
     try:
         param = next(network.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         with torch.inference_mode():
-            network(torch.zeros(1, in_channels, size, size, device=device))
+            network(torch.zeros(1, in_channels, *(size,) * dims, device=device))
     finally:
         for handle in handles:
             handle.remove()
-    return 2.0 * total[0] / (size * size)
+    return 2.0 * total[0] / size**dims
 
 
 def _deepest_path(config: NetworkConfig) -> list[tuple[str, int, int]]:
@@ -127,30 +132,39 @@ def effective_radius(
     networks' effective fields are narrow (Luo et al. 2016, "Understanding the effective
     receptive field in deep convolutional neural networks"). The tiler uses it as the margin at
     tile edges, so overlaps, and the work they repeat, stay small.
+
+    For a 3D network (``config.dims == 3``) the input is a cube and the distance the 3D
+    Chebyshev distance; the cube's side is capped at :data:`MAX_SIDE_3D` voxels by default
+    (the gradient of a larger cube costs more memory than it tells), which bounds the
+    measured radius at half that.
     """
     analytic = receptive_field(config) // 2
     multiple = config.size_multiple
-    side = size or min(2 * analytic + 1, 512)
+    dims = config.dims
+    side = size or min(2 * analytic + 1, 512 if dims == 2 else MAX_SIDE_3D)
     side = max(multiple, -(-side // multiple) * multiple)
     param = next(network.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, config.in_channels, side, side, generator=generator).to(device)
+    shape = (1, config.in_channels, *(side,) * dims)
+    x = torch.randn(*shape, generator=generator).to(device)
     x.requires_grad_(True)
     was_training = network.training
     network.eval()
     try:
         with torch.enable_grad():
             out = network(x)
-            c = side // 2
-            out[0, 0, c, c].backward()
+            centre = (0, 0) + (side // 2,) * dims
+            out[centre].backward()
     finally:
         network.train(was_training)
     assert x.grad is not None  # backward() above filled it: x requires grad
     grad = x.grad.detach().abs().sum(dim=(0, 1)).cpu().double().numpy()
     c = side // 2
-    yy, xx = np.mgrid[0:side, 0:side]
-    distance = np.maximum(np.abs(yy - c), np.abs(xx - c))
+    offsets = np.abs(np.arange(side) - c)
+    distance = offsets
+    for _ in range(dims - 1):  # Chebyshev distance from the centre, on the (2D or 3D) grid
+        distance = np.maximum(distance[..., None], offsets)
     total = grad.sum()
     if total == 0:
         return 0

@@ -38,6 +38,8 @@ ACTIVATION: dict[str, str] = {"unet": "leaky_relu", "seed5": "relu", "seed4": "r
 #: Fields a model file may hold that are not options, with the value every network has
 #: (``activation``, also accepted, must be the architecture's own, :data:`ACTIVATION`).
 LEGACY_FIELDS: dict[str, object] = {"upsampling": "bilinear", "residual": False}
+#: Spatial dimensions a network works in: 2 (images) or 3 (volumes, U-Net only).
+DIMS: tuple[int, ...] = (2, 3)
 #: Padding modes of the 'same' convolutions: reflection (new networks) or zeros.
 PADDINGS: tuple[str, ...] = ("reflect", "zeros")
 #: The padding of a network whose stored config has no ``padding`` field (written before the
@@ -87,9 +89,9 @@ def _drop_legacy_fields(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in expected}
 
 
-def _conv_parameters(in_channels: int, out_channels: int, kernel_size: int) -> int:
-    """Weights and biases of one ``Conv2d``."""
-    return in_channels * out_channels * kernel_size * kernel_size + out_channels
+def _conv_parameters(in_channels: int, out_channels: int, kernel_size: int, dims: int = 2) -> int:
+    """Weights and biases of one ``Conv2d`` (``dims=2``) or ``Conv3d`` (``dims=3``)."""
+    return in_channels * out_channels * kernel_size**dims + out_channels
 
 
 def estimated_parameters(config: NetworkConfig) -> int:
@@ -102,22 +104,26 @@ def estimated_parameters(config: NetworkConfig) -> int:
     assert config.base_channels is not None and config.depth is not None  # filled in by now
     k, base, depth = config.kernel_size, int(config.base_channels), int(config.depth)
     total = 0
-    if config.arch == "unet":
-        s2d = config.space_to_depth * config.space_to_depth
+    if config.arch == "unet":  # the one architecture with a 3D form (dims=3: k**3 kernels)
+
+        def conv(i: int, o: int, kernel: int) -> int:
+            return _conv_parameters(i, o, kernel, config.dims)
+
+        s2d = config.space_to_depth**config.dims  # 2x2 (2x2x2) blocks as channels
         widths = [base * 2**level for level in range(depth + 1)]
         in_ch = config.in_channels * s2d
         for level in range(depth):  # encoder blocks, then the bottleneck: two convs each
-            total += _conv_parameters(in_ch, widths[level], k)
-            total += _conv_parameters(widths[level], widths[level], k)
+            total += conv(in_ch, widths[level], k)
+            total += conv(widths[level], widths[level], k)
             in_ch = widths[level]
-        total += _conv_parameters(widths[depth - 1], widths[depth], k)
-        total += _conv_parameters(widths[depth], widths[depth], k)
+        total += conv(widths[depth - 1], widths[depth], k)
+        total += conv(widths[depth], widths[depth], k)
         for level in reversed(range(depth)):  # 1x1 up-projection, then two convs
-            total += _conv_parameters(widths[level + 1], widths[level], 1)
+            total += conv(widths[level + 1], widths[level], 1)
             skip = level > 0 or config.top_skip
-            total += _conv_parameters(widths[level] * (2 if skip else 1), widths[level], k)
-            total += _conv_parameters(widths[level], widths[level], k)
-        return total + _conv_parameters(widths[0], config.out_channels * s2d, 1)
+            total += conv(widths[level] * (2 if skip else 1), widths[level], k)
+            total += conv(widths[level], widths[level], k)
+        return total + conv(widths[0], config.out_channels * s2d, 1)
     widths = [base * 2 ** min(i, 3) for i in range(depth)]
     in_ch = config.in_channels
     for width in widths:
@@ -168,6 +174,10 @@ class NetworkConfig:
         How the 'same' convolutions pad their input: ``"reflect"`` (default; the border pixels
         see mirrored context, so no frame appears along image edges) or ``"zeros"`` (model files
         without the field, which :meth:`from_dict` reads as zeros).
+    dims
+        ``2`` (images: ``(B, C, H, W)``, the default, and what model files without the field
+        hold) or ``3`` (volumes: ``(B, C, Z, Y, X)``, with 3D convolutions, pooling and
+        trilinear upsampling, for tomograms). Only ``unet`` has a 3D form.
 
     Examples
     --------
@@ -187,6 +197,7 @@ class NetworkConfig:
     top_skip: bool = True
     space_to_depth: int = 1
     padding: str = "reflect"
+    dims: int = 2
 
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ARCHITECTURES)
@@ -219,6 +230,10 @@ class NetworkConfig:
         if self.space_to_depth != 1 and self.arch != "unet":
             raise ParameterError(f"network space_to_depth needs arch unet, got {self.arch}")
         _check_choice("padding", self.padding, PADDINGS)
+        if self.dims not in DIMS or isinstance(self.dims, bool):
+            raise ParameterError(f"network dims must be 2 or 3, got {self.dims!r}")
+        if self.dims == 3 and self.arch != "unet":
+            raise ParameterError(f"network dims=3 needs arch unet, got {self.arch}")
         parameters = estimated_parameters(self)
         if parameters > MAX_PARAMETERS:
             raise ParameterError(

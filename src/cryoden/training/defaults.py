@@ -18,6 +18,12 @@ The choices, and why:
   (:data:`~cryoden.training.noise2void.N2V2_NETWORK_TWEAKS`).
 
 Other architectures (the study's ``seed5`` / ``seed4``) have no per-scheme settings.
+
+Volumes (``dims=3``, tomograms) train 3D U-Nets of depth 3 (:data:`DEFAULT_UNET_3D`), small
+enough for a CPU: the pair schemes the space-to-depth U-Net of base 16 (2×2×2 blocks at half
+size: an eighth of the voxels at the first level), the blind-spot schemes the plain base-8
+U-Net. The candidates they were chosen from, and the comparison by quality per FLOP on
+held-out simulated volumes, are in :mod:`cryoden.training.network_choice_3d`.
 """
 
 from __future__ import annotations
@@ -40,6 +46,15 @@ DEFAULT_UNET: dict[str, dict[str, Any]] = {
 }
 
 
+#: 3D U-Net settings per scheme that trains on volumes (``dims=3``).
+DEFAULT_UNET_3D: dict[str, dict[str, Any]] = {
+    "n2n": {"base_channels": 16, "depth": 3, "space_to_depth": 2},
+    "care": {"base_channels": 16, "depth": 3, "space_to_depth": 2},
+    "n2v": {"base_channels": 8, "depth": 3, "space_to_depth": 1},
+    "n2v2": {"base_channels": 8, "depth": 3, "space_to_depth": 1, **N2V2_NETWORK_TWEAKS},
+}
+
+
 def default_network(scheme: str, arch: str = "unet", **options: Any) -> NetworkConfig:
     """The network config ``scheme`` trains by default, with ``options`` (not ``None``) on top.
 
@@ -53,6 +68,7 @@ def default_network(scheme: str, arch: str = "unet", **options: Any) -> NetworkC
     **options
         :class:`~cryoden.nets.config.NetworkConfig` fields; each given (not ``None``) option
         replaces its own field only, so callers can pass optional settings straight through.
+        ``dims=3`` takes the volume defaults (:data:`DEFAULT_UNET_3D`).
 
     Raises
     ------
@@ -68,11 +84,11 @@ def default_network(scheme: str, arch: str = "unet", **options: Any) -> NetworkC
     >>> default_network("n2v2").top_skip
     False
     """
-    if scheme not in DEFAULT_UNET:
-        raise ParameterError(
-            f"unknown training scheme {scheme!r}; known: {', '.join(DEFAULT_UNET)}"
-        )
-    fields: dict[str, Any] = dict(DEFAULT_UNET[scheme]) if arch == "unet" else {}
+    table = DEFAULT_UNET_3D if options.get("dims") == 3 else DEFAULT_UNET
+    if scheme not in table:
+        what = "volume training scheme" if table is DEFAULT_UNET_3D else "training scheme"
+        raise ParameterError(f"unknown {what} {scheme!r}; known: {', '.join(table)}")
+    fields: dict[str, Any] = dict(table[scheme]) if arch == "unet" else {}
     fields.update({k: v for k, v in options.items() if v is not None})
     return NetworkConfig(arch=arch, **fields)
 

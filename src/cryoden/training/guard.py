@@ -53,22 +53,26 @@ class PatchMean(nn.Module):
     channel): the trivial denoiser every model must beat."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x)
+        spatial = tuple(range(2, x.ndim))  # (H, W), or (Z, Y, X) for volumes
+        return x.mean(dim=spatial, keepdim=True).expand_as(x)
 
 
 def gaussian_lowpass(images: torch.Tensor, sigma_px: float = LOWPASS_SIGMA_PX) -> torch.Tensor:
-    """``images`` ``(B, C, H, W)`` blurred by a Gaussian of standard deviation ``sigma_px``
-    pixels (separable, truncated at 3 sigma, edges replicated)."""
+    """``images`` ``(B, C, H, W)`` (or volumes ``(B, C, Z, Y, X)``) blurred by a Gaussian of
+    standard deviation ``sigma_px`` pixels (separable, truncated at 3 sigma, edges replicated)."""
     radius = max(1, math.ceil(3.0 * sigma_px))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (offsets / sigma_px) ** 2)
     kernel = (kernel / kernel.sum()).to(images.dtype)
-    b, c, h, w = images.shape
-    flat = images.reshape(b * c, 1, h, w)
-    padded = F.pad(flat, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(padded, kernel.view(1, 1, 1, -1))
-    out = F.conv2d(out, kernel.view(1, 1, -1, 1))
-    return out.reshape(b, c, h, w)
+    dims = images.ndim - 2
+    flat = images.reshape(-1, 1, *images.shape[2:])
+    out = F.pad(flat, (radius, radius) * dims, mode="replicate")
+    conv = F.conv2d if dims == 2 else F.conv3d
+    for axis in reversed(range(dims)):  # one 1D pass per axis, the last axis first
+        shape = [1] * dims
+        shape[axis] = -1
+        out = conv(out, kernel.view(1, 1, *shape))
+    return out.reshape(images.shape)
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -168,7 +172,8 @@ def check_model(
     tolerance: float = BASELINE_TOLERANCE,
 ) -> GuardReport:
     """Measure ``network`` (trained with ``scheme``) on fixed ``patches`` ``(N, C, P, P)``
-    (CPU, the scheme's channels; the first channel is the noisy input) and judge it.
+    (``(N, C, P, P, P)`` for volumes; CPU, the scheme's channels; the first channel is the
+    noisy input) and judge it.
 
     The network is put in eval mode (and back in its previous mode afterwards).
     """

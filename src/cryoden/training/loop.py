@@ -39,6 +39,7 @@ from cryoden.training.data import ImageDataset, TrainingData, check_patch_fits, 
 from cryoden.training.lock import output_lock
 from cryoden.training.run import ProgressCallback, TrainingRun
 from cryoden.training.schemes import Scheme, make_scheme
+from cryoden.training.volumes import VolumeDataset, check_dims, volume_training_data
 
 __all__ = ["EpochRecord", "TrainConfig", "TrainResult", "default_checkpoint_dir", "train"]
 
@@ -124,6 +125,7 @@ def _check_fit(
         )
     if network_config.in_channels != 1 or network_config.out_channels != 1:
         raise ParameterError("training needs a network with one input and one output channel")
+    check_dims(scheme.name, scheme.channels, network_config.dims, data)  # 2D images, 3D volumes
 
 
 def _execute(run: TrainingRun, *, resume: bool, fine_tuning: bool) -> TrainResult:
@@ -183,8 +185,8 @@ def _scoped_torch_state(threads: int | None, device: torch.device) -> Iterator[N
 def train(
     scheme: Scheme | str,
     network_config: NetworkConfig,
-    train_images: ImageDataset | Sequence[np.ndarray],
-    val_images: ImageDataset | Sequence[np.ndarray] | None,
+    train_images: ImageDataset | Sequence[np.ndarray] | VolumeDataset,
+    val_images: ImageDataset | Sequence[np.ndarray] | VolumeDataset | None,
     train_config: TrainConfig,
     *,
     out: str | os.PathLike[str],
@@ -207,7 +209,9 @@ def train(
         The network to train.
     train_images
         A :class:`~cryoden.training.data.PairDataset` / ``SingleDataset``, or normalised arrays
-        ``(C, H, W)`` with ``C = scheme.channels``.
+        ``(C, H, W)`` with ``C = scheme.channels``; or volumes, a
+        :class:`~cryoden.training.volumes.VolumePairDataset` / ``VolumeSingleDataset``, for
+        a 3D network (``network_config.dims == 3``).
     val_images
         Validation images of the same kind, or ``None`` to hold out
         ``train_config.validation_fraction`` of the training images (whole images, seeded
@@ -268,11 +272,20 @@ def train(
     config = train_config
     if isinstance(scheme, str):
         scheme = make_scheme(scheme, loss=config.loss)
-    check_patch_fits(train_images, config.patch)
-    data = training_data(
-        train_images, val_images, validation_fraction=config.validation_fraction,
-        seed=config.seed, patch=config.patch,
-    )  # fmt: skip
+    data: TrainingData
+    if isinstance(train_images, VolumeDataset):  # tomograms: patches from memory maps
+        data = volume_training_data(
+            train_images, val_images, validation_fraction=config.validation_fraction,
+            patch=config.patch,
+        )  # fmt: skip
+    else:
+        if isinstance(val_images, VolumeDataset):
+            raise ParameterError("validation volumes need training volumes")
+        check_patch_fits(train_images, config.patch)
+        data = training_data(
+            train_images, val_images, validation_fraction=config.validation_fraction,
+            seed=config.seed, patch=config.patch,
+        )  # fmt: skip
     _check_fit(scheme, network_config, data, config)
     if data_summary:
         data.summary["data"] = data_summary

@@ -49,7 +49,9 @@ class Noise2Noise:
         generator
             CPU generator drawing the directions.
         """
-        swap = torch.randint(0, 2, (batch.shape[0], 1, 1, 1), generator=generator)
+        # one direction per sample, broadcast over its channel and 2 (images) or 3 (volumes) axes
+        shape = (int(batch.shape[0]), *(1,) * (batch.ndim - 1))
+        swap = torch.randint(0, 2, shape, generator=generator)
         swap = swap.to(device=batch.device, dtype=torch.bool)
         a, b = batch[:, 0:1], batch[:, 1:2]
         inputs = torch.where(swap, b, a)

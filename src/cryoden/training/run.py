@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,11 @@ from cryoden.training.checkpoint import (
     write_checkpoint,
 )
 from cryoden.training.config import TrainConfig
-from cryoden.training.data import TrainingData, sample_patches
+from cryoden.training.data import TrainingData, patch_sources, sample_patches
 from cryoden.training.diagnosis import run_warnings
 from cryoden.training.guard import MIN_JUDGED_STEPS, GuardReport, check_model, degenerate_path
 from cryoden.training.schemes import Scheme
+from cryoden.training.volumes import VolumeTrainingData
 
 logger = logging.getLogger(__name__)
 
@@ -104,21 +105,23 @@ class TrainingRun:
         self.out, self.checkpoint_dir, self.device = out, checkpoint_dir, device
         self.progress = progress
         # channels-last convolutions are markedly faster on CPU (oneDNN) and on CUDA
+        channels_last = torch.channels_last if network_config.dims == 2 else torch.channels_last_3d
         self.memory_format = (
-            torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
+            channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
         )
         torch.manual_seed(config.seed)  # weight initialisation (the global RNG is forked)
         self.network = self._build_network(initial_weights)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.train_tensors = [torch.from_numpy(np.ascontiguousarray(im)) for im in data.train]
+        self.train_tensors = patch_sources(data.train)  # file-backed images stay in files
+        # volumes: patches are cut from the memory-mapped tomograms' sampling regions
+        self.volumes = data if isinstance(data, VolumeTrainingData) else None
         self.val_patches: torch.Tensor | None = None
-        if data.validation:
+        if data.validation or (self.volumes is not None and self.volumes.has_validation):
             val_generator = torch.Generator().manual_seed(config.seed + _VALIDATION_SEED_OFFSET)
-            self.val_patches = sample_patches(
-                data.validation, patch=config.patch, batch=config.validation_patches,
-                generator=val_generator,
-            )  # fmt: skip
+            self.val_patches = self._patches(
+                data.validation, config.validation_patches, val_generator, validation=True
+            )
         self.best_weights = _weights_copy(self.network)
         self.state = RunState()
         #: torch's CPU thread count during the run (recorded in the model file).
@@ -128,6 +131,22 @@ class TrainingRun:
         self.degenerate: str | None = None
         self._elapsed_before = 0.0
         self._session_start = time.perf_counter()
+
+    def _patches(
+        self,
+        images: Sequence[Any],
+        batch: int,
+        generator: torch.Generator,
+        *,
+        validation: bool = False,
+    ) -> torch.Tensor:
+        """A batch of random patches of ``images`` (for volumes: of the training, or with
+        ``validation`` the validation, sampling regions)."""
+        if self.volumes is not None:
+            return self.volumes.sample(
+                patch=self.config.patch, batch=batch, generator=generator, validation=validation
+            )
+        return sample_patches(images, patch=self.config.patch, batch=batch, generator=generator)
 
     def _build_network(self, initial_weights: Mapping[str, torch.Tensor] | None) -> nn.Module:
         network = build_network(self.network_config)
@@ -267,10 +286,7 @@ class TrainingRun:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = sample_patches(
-            self.train_tensors, patch=config.patch, batch=config.batch_size,
-            generator=self.generator,
-        )  # fmt: skip
+        batch = self._patches(self.train_tensors, config.batch_size, self.generator)
         batch = batch.to(self.device).contiguous(memory_format=self.memory_format)
         loss = self.scheme.loss(self.network, batch, generator=self.generator)
         self.optimizer.zero_grad(set_to_none=True)
@@ -407,10 +423,8 @@ class TrainingRun:
         patches, which = self.val_patches, "validation"
         if patches is None:
             generator = torch.Generator().manual_seed(self.config.seed + _VALIDATION_SEED_OFFSET)
-            patches, which = sample_patches(
-                self.train_tensors, patch=self.config.patch,
-                batch=self.config.validation_patches, generator=generator,
-            ), "training"  # fmt: skip
+            patches = self._patches(self.train_tensors, self.config.validation_patches, generator)
+            which = "training"
         report = check_model(self.scheme, best_network, patches, batch=self.config.batch_size)
         self.guard = {**report.to_dict(), "patches": which}
         logger.info(
