@@ -190,7 +190,7 @@ def test_pickled_model_is_refused(cli, tmp_path, simulated):
     assert not (tmp_path / "d").exists()
 
 
-def test_denoise_checks_all_inputs_before_writing(cli, tmp_path, simulated):
+def test_denoise_reports_a_bad_input_and_denoises_the_others(cli, tmp_path, simulated):
     model = tmp_path / "m"
     level = simulated / "snr_0.5000"
     cli("train", "n2n", "--a", level / "a", "--b", level / "b", "--out", model, "--base-channels", "4",
@@ -198,8 +198,11 @@ def test_denoise_checks_all_inputs_before_writing(cli, tmp_path, simulated):
     cut = tmp_path / "cut.mrc"
     cut.write_bytes((level / "a" / "0000.mrc").read_bytes()[:-100])
     r = cli("denoise", "--model", model, level / "a" / "0000.mrc", cut, "-o", tmp_path / "out")
-    assert r.code != 0 and "cut.mrc" in r.err and "truncated" in r.err
-    assert not list((tmp_path / "out").glob("*.mrc")) if (tmp_path / "out").exists() else True
+    assert r.code == 1
+    errors = [line for line in r.err.splitlines() if line.startswith("cryoden: error: ")]
+    assert len(errors) == 1 and "cut.mrc" in errors[0] and "truncated" in errors[0]
+    assert [p.name for p in (tmp_path / "out").rglob("*.mrc")] == ["0000.mrc"]  # mirrored
+    assert "1 succeeded" in r.out and "1 failed" in r.out
 
 
 def test_split_frames_command(cli, tmp_path):
@@ -209,7 +212,8 @@ def test_split_frames_command(cli, tmp_path):
     with mrcfile.new(path) as mrc:
         mrc.set_data(movie)
         mrc.voxel_size = 0.8
-    r = cli("split-frames", path, "-o", tmp_path / "pairs", "--align")
+    # Fourier (cyclic) shifts keep every count; the default bilinear shifts extend the edges.
+    r = cli("split-frames", path, "-o", tmp_path / "pairs", "--align", "--interpolation", "fourier")
     assert r.code == 0, r.err
     even = read_mrc(tmp_path / "pairs" / "even" / "movie.mrc")
     odd = read_mrc(tmp_path / "pairs" / "odd" / "movie.mrc")

@@ -13,7 +13,9 @@ groups::
 Training and validation images are Noise2Noise pairs ``(a, b)`` (two independent noise
 realisations); calibration and test images use the ``a`` realisation. Noise is white Gaussian at
 the target SNR, ``var(clean) / var(noise)`` per image; with ``config.shared_noise`` (the
-default) an image's noise at every SNR is one field scaled (common random numbers).
+default) an image's noise at every SNR is one field scaled (common random numbers). A
+:class:`~cryoden.benchmark.realistic.RealisticStudyConfig` gets realistic micrograph crops
+instead (movie frame sums, :mod:`cryoden.benchmark.realistic`), with the same split.
 """
 
 from __future__ import annotations
@@ -184,6 +186,10 @@ def simulate_study_images(
     InputFileError
         If ``config.structure`` is missing or not a readable model or map.
     """
+    if getattr(config, "realistic", False):  # a RealisticStudyConfig: movie frame sums
+        from cryoden.benchmark.realistic import simulate_realistic_images
+
+        return simulate_realistic_images(config, progress=progress)  # type: ignore[arg-type]
     from cryoden.simulation import simulate_images
 
     split = Split.from_config(config)

@@ -10,6 +10,9 @@ Frames are counted from 0: ``DIR/even/<movie>.mrc`` sums frames 0, 2, 4, ... and
 shot noise. ``--align`` removes the global drift of each frame (cross-correlation against the sum
 of the other frames, sub-pixel) before summing; ``--gain`` multiplies every frame by a gain
 reference first. The pixel size comes from the movie's MRC header or ``--pixel-size``.
+``--interpolation`` says how aligned frames are shifted: ``bilinear`` (the default) and ``cubic``
+interpolate in real space, as motion-correction programs do, which correlates neighbouring
+pixels' noise in the sums; ``fourier`` shifts with a phase ramp and keeps white noise white.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import typer
 
 from cryoden.cli.common import (
+    choice,
     echo,
     number,
     output_folder,
@@ -29,6 +33,7 @@ from cryoden.cli.common import (
 )
 from cryoden.io import write_mrc
 from cryoden.movies import even_odd_sums, read_gain
+from cryoden.movies.alignment import INTERPOLATIONS
 from cryoden.movies.frames import movie_info
 
 
@@ -40,6 +45,12 @@ def command(
     pixel_size: float = typer.Option(
         None, "--pixel-size", help="Pixel size in Å.", callback=number("--pixel-size", above=0)
     ),
+    interpolation: str = typer.Option(
+        "bilinear",
+        "--interpolation",
+        help="How --align shifts frames: bilinear, cubic or fourier.",
+        callback=choice("--interpolation", tuple(INTERPOLATIONS)),
+    ),
 ) -> None:
     """Write even/odd frame sums of movies to DIR/even and DIR/odd."""
     infos = [movie_info(m) for m in movies]  # validate every movie before writing anything
@@ -50,7 +61,7 @@ def command(
     drift = {}
     with progress_bar("split frames", total=len(movies)) as progress:
         for i, (movie, even_path) in enumerate(zip(movies, names)):
-            sums = even_odd_sums(movie, gain=gain_image, align=align)
+            sums = even_odd_sums(movie, gain=gain_image, align=align, interpolation=interpolation)
             px = pixel_size if pixel_size is not None else sums.pixel_size_angstrom
             protected = [*movies] + ([gain] if gain is not None else [])
             write_mrc(
@@ -71,7 +82,6 @@ def command(
                 "shifts_px": sums.shifts_px.round(3).tolist(),
             }
             progress(i + 1, len(movies))
-    write_provenance(
-        out_dir, "split-frames", {"movies": movies, "align": align, "gain": gain, "drift": drift}
-    )
+    parameters = {"movies": movies, "align": align, "interpolation": interpolation}
+    write_provenance(out_dir, "split-frames", {**parameters, "gain": gain, "drift": drift})
     echo(f"wrote {len(movies)} even/odd pair(s) to {out_dir}/even and {out_dir}/odd")

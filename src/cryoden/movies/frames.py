@@ -11,8 +11,8 @@ import mrcfile
 import numpy as np
 import tifffile
 
-from cryoden.errors import InputFileError
-from cryoden.movies.alignment import _bin, estimate_global_drift, shift_image
+from cryoden.errors import InputFileError, ParameterError
+from cryoden.movies.alignment import INTERPOLATIONS, _bin, estimate_global_drift, shift_image
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,21 @@ def even_odd_sums(
     gain: np.ndarray | None = None,
     align: bool = False,
     align_max_size: int = 1024,
+    interpolation: str = "bilinear",
 ) -> EvenOddSums:
     """Sum the even (0, 2, 4, ...) and odd (1, 3, 5, ...) frames of a movie.
 
     With ``align=True`` the global drift of each frame is estimated by cross-correlation on
-    frames binned to at most ``align_max_size`` pixels and removed (Fourier shift) before summing.
-    The two sums see the same specimen with independent shot noise: a Noise2Noise pair.
+    frames binned to at most ``align_max_size`` pixels and removed before summing, each frame
+    shifted with ``interpolation`` (see :func:`cryoden.movies.alignment.shift_image`; the
+    default bilinear interpolation correlates neighbouring pixels' noise, as real motion
+    correction does). The two sums see the same specimen with independent shot noise: a
+    Noise2Noise pair.
     """
     path = Path(path)
+    if interpolation not in INTERPOLATIONS:
+        known = ", ".join(INTERPOLATIONS)
+        raise ParameterError(f"interpolation must be one of {known}, got {interpolation!r}")
     n, (h, w), px = movie_info(path)
     if n < 2:
         raise InputFileError(path, f"has {n} frame; even/odd sums need at least 2 frames")
@@ -125,7 +132,7 @@ def even_odd_sums(
     for i, frame in enumerate(iter_movie_frames(path)):
         frame = _gain(frame, gain)
         if align:
-            frame = shift_image(frame, (-shifts[i, 0], -shifts[i, 1]))
+            frame = shift_image(frame, (-shifts[i, 0], -shifts[i, 1]), interpolation=interpolation)
         (even if i % 2 == 0 else odd)[...] += frame
     return EvenOddSums(even.astype(np.float32), odd.astype(np.float32), n, shifts, px)
 
