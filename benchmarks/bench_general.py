@@ -1,0 +1,264 @@
+"""Held-out quality of the shipped general model, and fine-tuning from it against from scratch.
+
+Quality (default mode): simulated micrographs (``scripts/general_data.py``) of what the model
+never saw in training: the 1AON GroEL-GroES model (skipped when the shared data folder lacks
+it) and the procedural ``filament`` family, drawn from random streams training never uses, at
+each SNR of ``--snrs`` (default the study's ten, 0.01-0.5), with white and with correlated noise,
+with and without a CTF. Per cell of (source, SNR, noise, CTF): the mean PSNR of the raw images,
+of the best Gaussian and the best low-pass filter (one parameter per cell, chosen *with the clean
+images*: oracle filters, an upper bound for them) and of the general model. The bar: the model
+beats the best filter by at least 2 dB in every cell at SNR 0.05-0.5, and beats it at 0.01.
+
+    python benchmarks/bench_general.py --json benchmarks/results/general_model_<date>.json
+    python benchmarks/bench_general.py --quick --json /tmp/general.json
+
+Fine-tuning (``--finetune``): a new dataset of one held-out source at one condition; for each
+budget, Noise2Noise training from the general model's weights and from random weights (the same
+network), for the same wall time (``--minutes``, default 1, 3 and 10) or the same optimiser steps
+(``--budget-steps``), then the PSNR of each on held-out images of that dataset.
+
+    python benchmarks/bench_general.py --finetune --json benchmarks/results/general_finetune_<date>.json
+
+Run it alone on the machine: wall-time budgets depend on its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from provenance import run_provenance  # benchmarks/ is on sys.path when run as a script
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import general_data  # noqa: E402  (scripts/general_data.py)
+
+from cryoden.errors import DegenerateModelError  # noqa: E402
+from cryoden.filters import gaussian_filter, lowpass  # noqa: E402
+from cryoden.inference.denoise import Denoiser  # noqa: E402
+from cryoden.metrics import psnr  # noqa: E402
+from cryoden.models import load_model  # noqa: E402
+from cryoden.models.registry import file_sha256, resolve_model  # noqa: E402
+from cryoden.noise import STUDY_SNR_LEVELS  # noqa: E402
+from cryoden.training import TrainConfig, train  # noqa: E402
+from cryoden.training.data import PairDataset  # noqa: E402
+
+SIGMAS_PX = np.geomspace(0.4, 12.0, 24)
+CUTOFFS_NYQUIST = np.geomspace(0.02, 1.0, 24)
+#: The bar of the issue: margin over the best oracle filter (dB) by SNR range.
+BAR_MARGIN_DB = 2.0
+BAR_SNR_FROM = 0.05
+#: Index offsets of the fine-tuning dataset's images in the test streams (the quality cells use
+#: indices below it).
+FINETUNE_TRAIN_INDEX, FINETUNE_TEST_INDEX = 100_000, 200_000
+
+
+def passes_bar(snr: float, margin_db: float) -> bool:
+    """The issue's bar for one cell: >= 2 dB over the best filter at SNR >= 0.05, > 0 below."""
+    return margin_db >= BAR_MARGIN_DB if snr >= BAR_SNR_FROM else margin_db > 0.0
+
+
+def mean_psnr(clean: list[np.ndarray], images: list[np.ndarray]) -> float:
+    return float(np.mean([psnr(c, x) for c, x in zip(clean, images)]))
+
+
+def oracle(clean, noisy, values, apply) -> tuple[float, float]:
+    """The best mean PSNR over ``values`` of a filter, and the value that gave it."""
+    scores = [mean_psnr(clean, [apply(x, float(v)) for x in noisy]) for v in values]
+    best = int(np.argmax(scores))
+    return scores[best], float(values[best])
+
+
+def filters_and_raw(clean, noisy) -> dict[str, float]:
+    gauss, sigma = oracle(clean, noisy, SIGMAS_PX, lambda x, s: gaussian_filter(x, sigma_px=s))
+    low, cutoff = oracle(clean, noisy, CUTOFFS_NYQUIST, lambda x, c: lowpass(x, cutoff_nyquist=c))
+    return {
+        "psnr_raw": mean_psnr(clean, noisy),
+        "psnr_gaussian": gauss,
+        "gaussian_sigma_px": sigma,
+        "psnr_lowpass": low,
+        "lowpass_cutoff_nyquist": cutoff,
+        "psnr_best_filter": max(gauss, low),
+    }
+
+
+def simulate(seed, index_base, n, size, source, **fixed):
+    """``n`` test images of ``source``: clean, one noisy copy each, the other copy, records."""
+    out = [
+        general_data.make_image(
+            seed, "test", (index_base, k), size, [source], source=source, **fixed
+        )
+        for k in range(n)
+    ]
+    return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
+
+
+def quality(args, denoiser: Denoiser) -> dict[str, Any]:
+    sources = general_data.sources("test")
+    cells = []
+    grid = list(product(sources, args.snrs, ("white", "correlated"), (False, True)))
+    for cell_index, (source, snr, noise, ctf) in enumerate(grid):
+        clean, noisy, _, records = simulate(
+            args.seed, cell_index, args.n_images, args.size, source, snr=snr, noise=noise, ctf=ctf
+        )
+        scores = filters_and_raw(clean, noisy)
+        denoised = list(denoiser(np.stack(noisy)))
+        scores["psnr_model"] = mean_psnr(clean, denoised)
+        scores["margin_over_best_filter_db"] = scores["psnr_model"] - scores["psnr_best_filter"]
+        cell = {"source": source, "snr": snr, "noise": noise, "ctf": ctf, **scores,
+                "pixel_size_angstrom": [r["pixel_size_angstrom"] for r in records]}  # fmt: skip
+        cells.append(cell)
+        print(f"{source} SNR {snr:.3f} {noise} ctf={ctf}: raw {scores['psnr_raw']:.2f}, best "
+              f"filter {scores['psnr_best_filter']:.2f}, model {scores['psnr_model']:.2f} dB "
+              f"({scores['margin_over_best_filter_db']:+.2f})", flush=True)  # fmt: skip
+    by_snr = []
+    for snr in args.snrs:
+        rows = [c for c in cells if c["snr"] == snr]
+        by_snr.append({
+            "snr": snr,
+            **{key: float(np.mean([c[key] for c in rows]))
+               for key in ("psnr_raw", "psnr_best_filter", "psnr_model",
+                           "margin_over_best_filter_db")},
+            "smallest_margin_db": float(min(c["margin_over_best_filter_db"] for c in rows)),
+        })  # fmt: skip
+    failing = [
+        {k: c[k] for k in ("source", "snr", "noise", "ctf", "margin_over_best_filter_db")}
+        for c in cells
+        if not passes_bar(c["snr"], c["margin_over_best_filter_db"])
+    ]
+    return {
+        "sources": sources,
+        "cells": cells,
+        "by_snr": by_snr,
+        "bar": {
+            "rule": f"margin over the best oracle filter >= {BAR_MARGIN_DB} dB in every cell at "
+            f"SNR >= {BAR_SNR_FROM}, > 0 dB below it",
+            "passed": not failing,
+            "failing_cells": failing,
+        },
+    }
+
+
+def finetune(args, loaded) -> dict[str, Any]:
+    source = args.finetune_source
+    fixed = {"snr": args.finetune_snr, "noise": "correlated", "ctf": True}
+    _, train_a, train_b, _ = simulate(
+        args.seed, FINETUNE_TRAIN_INDEX, args.finetune_train, args.size, source, **fixed
+    )
+    clean, noisy, _, _ = simulate(
+        args.seed, FINETUNE_TEST_INDEX, args.n_images, args.size, source, **fixed
+    )
+    reference = filters_and_raw(clean, noisy)
+    reference["psnr_general_as_shipped"] = mean_psnr(
+        clean, list(Denoiser(loaded, device=args.device)(np.stack(noisy)))
+    )
+    budgets = []
+    start_weights = {k: v.clone() for k, v in loaded.network.state_dict().items()}
+    limits = (
+        [("steps", s) for s in args.budget_steps] if args.budget_steps
+        else [("minutes", m) for m in args.minutes]
+    )  # fmt: skip
+    for kind, value in limits:
+        row: dict[str, Any] = {kind: value}
+        for start in ("from_general", "from_scratch"):
+            budget = {"max_steps": int(value)} if kind == "steps" else {
+                "epochs": 1_000_000, "max_minutes": float(value)}  # fmt: skip
+            config = TrainConfig(
+                patch=min(64, args.size), batch_size=16, steps_per_epoch=25, seed=args.seed,
+                threads=args.threads, early_stopping_patience=None, **budget,
+            )  # fmt: skip
+            with tempfile.TemporaryDirectory() as tmp:
+                begin = time.perf_counter()
+                try:
+                    result = train(
+                        "n2n", loaded.config.network, PairDataset(list(zip(train_a, train_b))),
+                        None, config, out=Path(tmp) / "model", device=args.device,
+                        initial_weights=start_weights if start == "from_general" else None,
+                    )  # fmt: skip
+                except DegenerateModelError as err:
+                    row[start] = {"status": "degenerate", "reason": err.reason}
+                    continue
+                seconds = time.perf_counter() - begin
+                model = load_model(result.model_path)
+                score = mean_psnr(clean, list(Denoiser(model, device=args.device)(np.stack(noisy))))
+            row[start] = {"psnr": score, "steps": result.steps, "wall_seconds": seconds}
+            print(f"{kind} {value} {start}: {score:.2f} dB after {result.steps} steps", flush=True)
+        budgets.append(row)
+    return {
+        "dataset": {"source": source, **fixed, "n_train_pairs": args.finetune_train,
+                    "n_test_images": args.n_images, "size_px": args.size},
+        "reference": reference,
+        "budgets": budgets,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="general", help="a shipped model's name or a path")
+    parser.add_argument("--snrs", type=lambda t: [float(x) for x in t.split(",")],
+                        default=[float(s) for s in STUDY_SNR_LEVELS])  # fmt: skip
+    parser.add_argument("--n-images", type=int, default=8, help="test images per cell")
+    parser.add_argument("--size", type=int, default=192)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--quick", action="store_true",
+                        help="3 SNRs, 2 images of 96² per cell (checks the paths, not the model)")  # fmt: skip
+    parser.add_argument("--finetune", action="store_true")
+    parser.add_argument("--finetune-source", default="family:filament")
+    parser.add_argument("--finetune-snr", type=float, default=0.05)
+    parser.add_argument("--finetune-train", type=int, default=32, help="training pairs")
+    parser.add_argument("--minutes", type=lambda t: [float(x) for x in t.split(",")],
+                        default=[1.0, 3.0, 10.0])  # fmt: skip
+    parser.add_argument("--budget-steps", type=lambda t: [int(x) for x in t.split(",")],
+                        default=None, help="same steps instead of same minutes")  # fmt: skip
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    if args.quick:
+        args.snrs, args.n_images, args.size = [0.01, 0.1, 0.5], 2, 96
+        args.finetune_train = min(args.finetune_train, 8)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_path = resolve_model(args.model)
+    loaded = load_model(model_path)
+    weights = model_path / "weights.safetensors" if model_path.is_dir() else model_path
+    setting = {
+        "model": args.model, "model_weights_sha256": file_sha256(weights),
+        "model_training_steps": loaded.config.training.get("steps"), "seed": args.seed,
+        "n_images_per_cell": args.n_images, "size_px": args.size, "snrs": args.snrs,
+        "quick": args.quick, "threads": args.threads, "device": args.device,
+        "held_out": {"structures": list(general_data.HELD_OUT_STRUCTURES),
+                     "procedural_families": list(general_data.HELD_OUT_FAMILIES),
+                     "random_streams": "spawn_key (1, cell, image): never used in training"},
+    }  # fmt: skip
+    if args.finetune:
+        setting |= {"minutes": None if args.budget_steps else args.minutes,
+                    "budget_steps": args.budget_steps}  # fmt: skip
+        body = {"benchmark": "general_finetune", "setting": setting, **finetune(args, loaded)}
+    else:
+        denoiser = Denoiser(loaded, device=args.device, threads=args.threads)
+        body = {"benchmark": "general_model", "setting": setting, **quality(args, denoiser)}
+    what = (
+        "fine-tuning the shipped model against training from scratch on a held-out dataset"
+        if args.finetune
+        else "the shipped general model against oracle filters on held-out structures, "
+        "shapes and seeds"
+    )
+    results = {"provenance": {**run_provenance(), "description": what}, **body}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
