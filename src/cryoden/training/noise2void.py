@@ -1,3 +1,5 @@
+# Over ~450 lines for now: the masking primitives (2D, structured, 3D) and the scheme that uses
+# them grew together; they are due to move to a masking module of their own.
 """Noise2Void and N2V2: blind-spot training from single noisy images.
 
 Noise2Void (Krull, Buchholz & Jug, "Noise2Void - Learning Denoising from Single Noisy Images",
@@ -19,7 +21,12 @@ pixel's own value re-enters the input anywhere, and the prediction at a masked p
 depend on that pixel's noisy value at all (the reference implementations copy from the original
 patch and can leak a value when two masked pixels are neighbours).
 
-Nothing in these schemes is needed at inference: a model trained with them is applied as
+The blind spot can be more than one pixel (:mod:`cryoden.training.blind_spot`): where the noise
+of adjacent pixels is correlated, a structured blind spot masks a box around each masked pixel,
+or pixel-shuffle down-sampling trains on sub-images whose adjacent pixels are further apart;
+:meth:`Noise2Void.for_images` measures the training images' noise and chooses. Except for
+pixel-shuffle models (applied to the 2 x 2 polyphase sub-images, as the model file records),
+nothing in these schemes is needed at inference: a model is applied as
 ``network(normalised image)`` like a Noise2Noise model.
 """
 
@@ -28,13 +35,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from cryoden.errors import ParameterError
 from cryoden.nets.config import NetworkConfig
+from cryoden.nets.polyphase import merge_polyphase, split_polyphase
+from cryoden.training.blind_spot import (
+    BlindSpot,
+    parse_blind_spot,
+    pd_crop,
+    pd_split,
+    resolve_blind_spot,
+    structured_blind_mask,
+    structured_cell_size,
+)
+from cryoden.training.blind_spot_3d import blind_spot_mask_3d
 from cryoden.training.losses import check_loss, regression_loss
 
 logger = logging.getLogger(__name__)
@@ -135,13 +155,17 @@ def replacement_values(
     neighborhood: int = 5,
     replacement: Replacement = "random",
     generator: torch.Generator,
+    blind_radius: tuple[int, int] = (0, 0),
 ) -> torch.Tensor:
     """Values that replace the masked pixels, drawn from each one's neighbourhood.
 
     The candidates of a masked pixel are the pixels of the ``neighborhood x neighborhood`` window
     around it (mirrored at the image border), minus the pixel itself and minus every other masked
-    pixel. ``"random"`` takes one candidate uniformly at random (N2V's uniform pixel selection
-    without the centre, as N2V2 recommends); ``"median"`` takes the candidates' median (N2V2).
+    pixel. With a structured blind spot (``blind_radius`` ``(ry, rx)``, see
+    :func:`blind_spot_mask`) the window grows by the radius along each axis, so that a box of
+    masked pixels still has candidates around it. ``"random"`` takes one candidate uniformly at
+    random (N2V's uniform pixel selection without the centre, as N2V2 recommends); ``"median"``
+    takes the candidates' median (N2V2).
 
     Parameters
     ----------
@@ -157,6 +181,9 @@ def replacement_values(
         How the value is chosen from the candidates.
     generator : torch.Generator
         Source of randomness for ``"random"``.
+    blind_radius : tuple of int
+        ``(ry, rx)``: the structured blind spot's radii, which widen the window; ``(0, 0)`` for
+        the one-pixel blind spot.
 
     Returns
     -------
@@ -166,8 +193,9 @@ def replacement_values(
     _, _, height, width = images.shape
     b, c, y, x = coords
     radius = neighborhood // 2
-    steps = torch.arange(-radius, radius + 1, device=images.device)
-    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+    steps_y = torch.arange(-radius - blind_radius[0], radius + blind_radius[0] + 1)
+    steps_x = torch.arange(-radius - blind_radius[1], radius + blind_radius[1] + 1)
+    dy, dx = torch.meshgrid(steps_y.to(images.device), steps_x.to(images.device), indexing="ij")
     ny = _reflect(y[:, None] + dy.reshape(1, -1), height)
     nx = _reflect(x[:, None] + dx.reshape(1, -1), width)
     bb, cc = b[:, None].expand_as(ny), c[:, None].expand_as(ny)
@@ -200,8 +228,17 @@ def blind_spot_mask(
     neighborhood: int = 5,
     replacement: Replacement = "random",
     generator: torch.Generator,
+    blind_radius: tuple[int, int] = (0, 0),
 ) -> MaskedBatch:
     """Mask a stratified random set of pixels of each image (the Noise2Void manipulation).
+
+    With a structured blind spot (``blind_radius`` ``(ry, rx)`` not zero; structured
+    Noise2Void, see :mod:`cryoden.training.blind_spot`) every pixel of the
+    ``(2 ry + 1) x (2 rx + 1)`` box around each masked pixel is replaced too, with values from
+    outside every box, so that no pixel whose noise correlates with the masked pixel's reaches
+    the input; the loss is still taken at the masked pixels alone. The cells are then enlarged
+    (:func:`~cryoden.training.blind_spot.structured_cell_size`) so that the boxes cover at
+    most about a quarter of the image.
 
     Parameters
     ----------
@@ -216,11 +253,14 @@ def blind_spot_mask(
         See :func:`replacement_values`.
     generator : torch.Generator
         The only source of randomness.
+    blind_radius : tuple of int
+        ``(ry, rx)``, pixels masked on each side of a masked pixel along y and x.
 
     Returns
     -------
     MaskedBatch
-        The masked inputs and the boolean mask.
+        The masked inputs and the boolean mask (True at the masked pixels only, the boxes
+        around them excluded).
     """
     if images.ndim != 4:
         raise ParameterError(f"expected a (B, C, H, W) batch, got shape {tuple(images.shape)}")
@@ -231,20 +271,28 @@ def blind_spot_mask(
             f"got {tuple(images.shape[-2:])}"
         )
     cell = mask_cell_size(mask_fraction)
+    structured = tuple(blind_radius) != (0, 0)
+    if structured:
+        cell = max(cell, structured_cell_size(blind_radius))
     drawn = stratified_coordinates(tuple(images.shape), cell=cell, generator=generator)
     b, c, y, x = (index.to(images.device) for index in drawn)
     coords = (b, c, y, x)
     mask = torch.zeros(images.shape, dtype=torch.bool, device=images.device)
     mask[coords] = True
+    blind, blind_coords = mask, coords
+    if structured:
+        blind = structured_blind_mask(mask, blind_radius)
+        blind_coords = tuple(blind.nonzero(as_tuple=True))  # type: ignore[assignment]
     values = replacement_values(
         images,
-        mask,
-        coords,
+        blind,
+        blind_coords,
         neighborhood=neighborhood,
         replacement=replacement,
         generator=generator,
+        blind_radius=blind_radius,
     )
-    inputs = images.index_put(coords, values)
+    inputs = images.index_put(blind_coords, values)
     return MaskedBatch(inputs=inputs, mask=mask)
 
 
@@ -300,6 +348,14 @@ class Noise2Void:
         (:attr:`default_replacement`: ``"random"`` for N2V, ``"median"`` for N2V2).
     validation_seed
         Seed of the fixed generator :meth:`validation_loss` masks with.
+    blind_spot
+        What the network is kept from seeing around each masked pixel
+        (:class:`~cryoden.training.blind_spot.BlindSpot` or its text: ``"pixel"``, the plain
+        one-pixel blind spot; ``"structured:X,Y"``; ``"pd:2"``). ``"auto"`` needs the training
+        images: build the scheme with :meth:`for_images`.
+    noise_correlation
+        The measured noise correlation the blind spot was chosen from (``{"x": [...], "y":
+        [...]}``, lags 1, 2, ...), recorded in the model file; ``None`` when not measured.
     """
 
     name = "n2v"
@@ -315,8 +371,22 @@ class Noise2Void:
         neighborhood: int = 5,
         replacement: Replacement | None = None,
         validation_seed: int = 0,
+        blind_spot: BlindSpot | str = "pixel",
+        noise_correlation: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.loss_kind = check_loss(loss)
+        parsed = parse_blind_spot(blind_spot)
+        if parsed is None:
+            raise ParameterError(
+                "blind_spot 'auto' is chosen from the training images: build the scheme with "
+                "Noise2Void.for_images(images)"
+            )
+        self.blind_spot = parsed
+        self.noise_correlation = (
+            None
+            if noise_correlation is None
+            else {axis: [float(v) for v in noise_correlation[axis]] for axis in ("x", "y")}
+        )
         if replacement is None:
             replacement = self.default_replacement
         if replacement not in REPLACEMENTS:
@@ -331,12 +401,39 @@ class Noise2Void:
         self.validation_seed = int(validation_seed)
         self._network_checked = False
 
+    @classmethod
+    def for_images(
+        cls,
+        images: Sequence[Any] | np.ndarray,
+        *,
+        blind_spot: BlindSpot | str = "auto",
+        **options: Any,
+    ) -> Noise2Void:
+        """The scheme for these training images: their noise correlation is measured and, for
+        ``blind_spot="auto"``, the blind spot chosen from it
+        (:func:`~cryoden.training.blind_spot.resolve_blind_spot`); both are recorded.
+
+        ``images``: 2D arrays, or a dataset's ``(C, H, W)`` arrays (``dataset.images``);
+        ``options``: the other parameters of the class.
+        """
+        chosen, correlation = resolve_blind_spot(blind_spot, images)
+        return cls(blind_spot=chosen, noise_correlation=correlation, **options)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(loss={self.loss_kind!r}, "
             f"mask_fraction={self.mask_fraction!r}, neighborhood={self.neighborhood!r}, "
-            f"replacement={self.replacement!r})"
+            f"replacement={self.replacement!r}, blind_spot={self.blind_spot.spec!r})"
         )
+
+    def scheme_options(self) -> dict[str, Any]:
+        """What the model file records: the blind spot (which the denoiser applies: ``pd:2``
+        models are applied to the 2 x 2 polyphase sub-images) and the noise correlation it was
+        chosen from, when measured."""
+        options: dict[str, Any] = {"blind_spot": self.blind_spot.spec}
+        if self.noise_correlation is not None:
+            options["noise_correlation"] = self.noise_correlation
+        return options
 
     @property
     def network_tweaks(self) -> dict[str, Any]:
@@ -345,14 +442,47 @@ class Noise2Void:
         return {}
 
     def mask(self, batch: torch.Tensor, *, generator: torch.Generator) -> MaskedBatch:
-        """Mask ``batch`` with this scheme's settings (see :func:`blind_spot_mask`)."""
+        """Mask ``batch`` with this scheme's settings (see :func:`blind_spot_mask`; a ``pd``
+        blind spot masks the sub-images of :meth:`training_view` pixel by pixel). Volumes
+        ``(B, C, Z, Y, X)`` get the one-voxel 3D blind spot
+        (:func:`~cryoden.training.blind_spot_3d.blind_spot_mask_3d`)."""
+        if batch.ndim == 5:
+            if self.blind_spot.kind != "pixel":
+                raise ParameterError(
+                    f"blind_spot {self.blind_spot.spec} is for images; volumes train with the "
+                    "one-voxel blind spot (pixel)"
+                )
+            inputs, mask = blind_spot_mask_3d(
+                batch, mask_fraction=self.mask_fraction, neighborhood=self.neighborhood,
+                replacement=self.replacement, generator=generator,
+            )  # fmt: skip
+            return MaskedBatch(inputs=inputs, mask=mask)
         return blind_spot_mask(
             batch,
             mask_fraction=self.mask_fraction,
             neighborhood=self.neighborhood,
             replacement=self.replacement,
             generator=generator,
+            blind_radius=self.blind_spot.radius,
         )
+
+    def training_view(self, batch: torch.Tensor) -> torch.Tensor:
+        """The patches the network trains on: ``batch`` itself, or for a ``pd:S`` blind spot
+        its ``S x S`` pixel-shuffled sub-images (sides cropped to multiples of ``S``; images
+        ``(B, C, H, W)`` only)."""
+        if self.blind_spot.kind != "pd" or batch.ndim != 4:
+            return batch
+        stride = self.blind_spot.stride
+        return pd_split(pd_crop(batch, stride), stride)
+
+    def apply_model(self, network: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """The model's output for noisy ``images`` ``(B, 1, H, W)`` as the denoiser computes
+        it: the network on the images, or for ``pd:2`` on their four polyphase sub-images,
+        merged (:func:`cryoden.nets.polyphase.merge_polyphase`)."""
+        if self.blind_spot.kind != "pd":
+            return network(images)
+        shape = (int(images.shape[-2]), int(images.shape[-1]))
+        return merge_polyphase(network(split_polyphase(images)), shape)
 
     def loss(
         self, network: nn.Module, batch: torch.Tensor, *, generator: torch.Generator
@@ -369,6 +499,7 @@ class Noise2Void:
             CPU generator drawing the masked positions and the replacements.
         """
         self._check_network(network)
+        batch = self.training_view(batch)
         masked = self.mask(batch, generator=generator)
         prediction = network(masked.inputs)
         return regression_loss(prediction, batch.detach(), self.loss_kind, mask=masked.mask)
