@@ -40,13 +40,21 @@ train_app = typer.Typer(
     cls=Group,
 )
 models_app = typer.Typer(
-    help="Inspect model files.\n\nExample:\n\n    cryoden models info model/",
+    help="Inspect model files and list the shipped models.\n\nExample:\n\n"
+    "    cryoden models list\n    cryoden models info general\n    cryoden models info model/",
     no_args_is_help=True,
     rich_markup_mode=MARKUP_MODE,
     cls=Group,
 )
 bench_app = typer.Typer(
     help="Benchmarks and studies.\n\nExample:\n\n    cryoden bench seed --quick --out study/",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP_MODE,
+    cls=Group,
+)
+inspect_app = typer.Typer(
+    help="Measure properties of a dataset.\n\nExample:\n\n"
+    "    cryoden inspect noise --a even/ --b odd/",
     no_args_is_help=True,
     rich_markup_mode=MARKUP_MODE,
     cls=Group,
@@ -99,10 +107,24 @@ def _register() -> None:
     for name, function in train.COMMANDS.items():  # each subcommand's docstring has its example
         train_app.command(name, **command_help(function.__doc__))(function)
     models_app.command("info", **module_help(models_info))(models_info.command)
+    from cryoden.cli import models_list
+
+    models_app.command("list", **module_help(models_list))(models_list.command)
     bench_app.command("seed", **module_help(bench_seed))(bench_seed.command)
+    from cryoden.cli import bench_tomo
+
+    bench_app.command("tomo", **module_help(bench_tomo))(bench_tomo.command)
     app.add_typer(train_app, name="train")
     app.add_typer(models_app, name="models")
     app.add_typer(bench_app, name="bench")
+    from cryoden.cli import check, inspect_noise
+
+    app.command("check", **module_help(check))(check.command)
+    from cryoden.cli import relion
+
+    app.add_typer(relion.app, name="relion")
+    inspect_app.command("noise", **module_help(inspect_noise))(inspect_noise.command)
+    app.add_typer(inspect_app, name="inspect")
 
 
 _register()

@@ -7,6 +7,8 @@ Examples::
         --pixel-size 1.5 --snr 0.05,0.1 --ctf-defocus 15000 --seed 3
     cryoden simulate --out fields/ --phantom groel --field --n-images 4 --size 512 \\
         --pixel-size 2.0 --snr 0.05
+    cryoden simulate --movies --out movies/ --n-images 4 --size 512 --frames 30 --seed 1
+    cryoden simulate --tomogram --out tomos/ --n-images 2 --snr 0.1
 
 Writes ``DIR/clean/NNNN.mrc``, ``DIR/snr_<S>/a/NNNN.mrc``, ``DIR/snr_<S>/b/NNNN.mrc`` (two
 independent noise draws of each clean image) and ``DIR/manifest.json`` (all parameters, per-image
@@ -14,6 +16,15 @@ seeds, rotations and measured SNRs). SNR is var(signal)/var(noise); ``--snr-swee
 study's ten levels evenly spaced from 0.01 to 0.5. Without ``--structure`` the embedded GroEL-like
 phantom is used (a phantom built from atoms, not GroEL itself). ``--structure`` takes a PDB/mmCIF
 model (gzipped or not) or an MRC density map.
+
+``--movies`` writes dose-fractionated movies of micrograph fields instead (Poisson counts per
+frame, detector MTF/DQE, sub-pixel drift, astigmatic CTF, uneven ice), with the clean expected
+sum of each (``DIR/movies``, ``DIR/clean``, ``DIR/manifest.json``); the options marked Movies
+apply.
+
+``--tomogram`` writes crowded tomograms instead: a tilt series per tomogram, its even and odd
+halves with independent noise, weighted back-projection (``DIR/clean``, ``DIR/even``,
+``DIR/odd``, ``DIR/manifest.json``); the options marked Tomograms apply.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from typing import Any
 
 import typer
 
-from cryoden.cli import common
+from cryoden.cli import common, simulate_movies, simulate_tomogram
 from cryoden.cli.common import MAX_COUNT, check_number, echo, flag_names
 from cryoden.cli.options import choice_option, number_option
 from cryoden.errors import ParameterError
@@ -157,3 +168,9 @@ def command(
         f"({'fields' if field else 'single particles'}, "
         f"source {structure or config.phantom})"
     )
+
+
+#: The movie options (--movies ...) are added to the command by their own module.
+command = simulate_movies.with_movie_options(command)
+#: The tomogram options (--tomogram ...) likewise.
+command = simulate_tomogram.with_tomogram_mode(command)

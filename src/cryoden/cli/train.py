@@ -9,9 +9,15 @@ Examples::
     cryoden train n2v --images micrographs/ --out n2v.safetensors --steps 2000 --max-minutes 30
     cryoden train ne2ne --images micrographs/ --out ne2ne/ --arch unet
     cryoden train care --a sim/snr_0.1000/a --b sim/clean --out care/
+    cryoden train n2n --star MotionCorr/job002/corrected_micrographs.star --out n2n/
+    cryoden train n2v --images "Micrographs/*.mrc" --max-micrographs 100 --out n2v/
 
 Noise2Noise pairs are files of the same name in ``--a`` and ``--b`` (for example the even and odd
-frame sums from ``cryoden split-frames``). The training budget is ``--steps`` optimiser steps (the
+frame sums from ``cryoden split-frames``), or the rlnMicrographNameEven/Odd columns of a RELION
+STAR file (``n2n --star``). Inputs may be folders, files, quoted glob patterns, STAR or cryoSPARC
+.cs files; they are read patch by patch from memory maps, so hundreds of micrographs train in
+bounded memory, and ``--max-micrographs N`` keeps N of them, evenly spread.
+The training budget is ``--steps`` optimiser steps (the
 same seeded run gives the same model on any machine) or else ``--epochs``; ``--max-minutes`` caps
 the wall time, and early stopping on the validation loss may end the run sooner. Training always
 leaves a usable model at ``--out``: a folder (``config.json`` + ``weights.safetensors``) or a
@@ -21,7 +27,8 @@ of its plan is reported with a warning; a degenerate model (no better than predi
 or anti-correlated with its input) is not saved as the model and the command fails with what to
 try. A checkpoint is written each epoch beside it; ``--resume`` continues the run from there.
 ``--init MODEL`` fine-tunes an existing model on new data: the network (architecture, width,
-depth) and its weights come from ``MODEL``.
+depth) and its weights come from ``MODEL``; ``--init general`` starts from cryoden's shipped
+general model, the recommended start for a new dataset.
 
 The subcommands are built from one list of shared options (:data:`SHARED`) plus each one's own
 data options, so every option is declared once.
@@ -52,9 +59,17 @@ from cryoden.cli.common import (
 )
 from cryoden.cli.options import DEVICE, THREADS, no_preview_option, option_parameter
 from cryoden.cli.previews import write_training_preview
+from cryoden.cli.sample_masks import with_sample_masks
+from cryoden.cli.train_inputs import pair_inputs_of, single_inputs
+from cryoden.cli.train_volumes import (
+    n2v_volume_scheme,
+    volume_pair_inputs,
+    volume_single_inputs,
+    write_volume_preview,
+)
 from cryoden.errors import ParameterError
-from cryoden.io.folders import read_images, read_pairs
 from cryoden.models import load_model
+from cryoden.models.registry import resolve_model
 from cryoden.nets.config import (
     ARCHITECTURES,
     MAX_BASE_CHANNELS,
@@ -63,11 +78,11 @@ from cryoden.nets.config import (
     NetworkConfig,
 )
 from cryoden.training import SCHEMES, TrainConfig, train
-from cryoden.training.data import PairDataset, SingleDataset
+from cryoden.training.blind_spot import BLIND_SPOT_HELP, noise_check, parse_blind_spot
 from cryoden.training.defaults import DEFAULT_UNET, default_network
 from cryoden.training.losses import LOSSES
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
-from cryoden.training.noise2void import n2v2_network_config
+from cryoden.training.noise2void import N2V2, Noise2Void, n2v2_network_config
 
 logger = logging.getLogger("cryoden.cli.train")
 
@@ -117,6 +132,7 @@ FLAGS: dict[str, str] = {
     "depth": "--depth",
     "space_to_depth": "--space-to-depth",
     "input_image": "--input-image",
+    "blind_spot": "--blind-spot",
 }
 
 
@@ -144,6 +160,7 @@ def _network_config(scheme: str, options: dict[str, Any]) -> NetworkConfig:
     network = {
         "kernel_size": options["kernel"], "base_channels": options["base_channels"],
         "depth": options["depth"], "space_to_depth": options["space_to_depth"],
+        "dims": options.get("dims"),  # 3 for volumes (cli.train_volumes)
     }  # fmt: skip
     with flag_names(FLAGS):
         return default_network(_network_scheme(scheme), **_given(arch=arch, **network))
@@ -166,7 +183,7 @@ def planned_steps(config: TrainConfig) -> int:
 
 
 def _run(
-    scheme: str | Neighbor2Neighbor,
+    scheme: str | Neighbor2Neighbor | Noise2Void,
     dataset: Any,
     network: NetworkConfig,
     options: dict[str, Any],
@@ -177,7 +194,7 @@ def _run(
     out = Path(options["out"])
     initial = None
     if options.get("init") is not None:
-        start = load_model(options["init"])
+        start = load_model(resolve_model(options["init"]))  # a shipped model's name, or a path
         if network != start.config.network:
             logger.info(
                 "--init: training %s's network (%s)", options["init"], start.config.network.arch
@@ -209,8 +226,9 @@ def _run(
     }
     log_path = out / "training_log.json" if out.is_dir() else Path(f"{out}.training_log.json")
     write_json_atomic(log_path, record)
-    if not options["no_preview"]:
-        write_training_preview(out, first_image, options["device"])
+    if not options["no_preview"]:  # a volume's preview shows its middle section
+        preview = write_volume_preview if first_image.ndim == 3 else write_training_preview
+        preview(out, first_image, options["device"])
     steps = getattr(result, "steps", None)
     done = f"{steps} of {planned_steps(config)} steps, " if steps is not None else ""
     echo(
@@ -300,9 +318,13 @@ SHARED: dict[str, tuple[type, Any]] = {
     "threads": (int, THREADS),
     "device": (str, DEVICE),
     "init": (Path, typer.Option(
-        None, "--init", metavar="MODEL", help="Fine-tune this model: start from its network "
-        "and weights (its network wins over --arch).")),
+        None, "--init", metavar="MODEL", help="Fine-tune this model (a folder, a file, or a "
+        "shipped model's name such as general): start from its network and weights (its "
+        "network wins over --arch).")),
     "no_preview": (bool, no_preview_option("a training image beside the model's output")),
+    "max_micrographs": (int, _count(
+        "--max-micrographs", "Train on this many input files (or pairs), evenly spread over "
+        "the list: the same ones on every run (default: all)")),
 }  # fmt: skip
 
 _PAIRS = {
@@ -311,17 +333,36 @@ _PAIRS = {
 }
 
 
+#: What an input option takes (:mod:`cryoden.cli.train_inputs`).
+_SPECS = "a folder, MRC file, quoted glob pattern, STAR or cryoSPARC .cs file"
+
+
 def _pair_options(scheme: str) -> dict[str, tuple[type, Any]]:
     a_help, b_help = _PAIRS[scheme]
-    return {
-        "a": (Path, typer.Option(..., "--a", metavar="DIR", help=a_help)),
-        "b": (Path, typer.Option(..., "--b", metavar="DIR", help=b_help)),
+    required = ... if scheme == "care" else None  # n2n may take --star instead
+    options: dict[str, tuple[type, Any]] = {
+        "a": (Path, typer.Option(required, "--a", metavar="SPEC", help=f"{a_help} {_SPECS}.")),
+        "b": (Path, typer.Option(required, "--b", metavar="SPEC", help=f"{b_help} {_SPECS}.")),
     }
+    if scheme == "n2n":
+        options["star"] = (Path, typer.Option(
+            None, "--star", metavar="STAR", help="RELION micrographs STAR file: pairs from its "
+            "rlnMicrographNameEven and rlnMicrographNameOdd columns (instead of --a/--b).",
+        ))  # fmt: skip
+    return options
 
 
 IMAGES = {
-    "images": (list[Path], typer.Option(..., "--images", metavar="DIR", help="Noisy images."))
-}
+    "images": (list[Path], typer.Option(
+        ..., "--images", metavar="SPEC", help=f"Noisy images: {_SPECS}; repeat for more.",
+    )),
+    "mask": (str, typer.Option(
+        None, "--mask", metavar="auto|none|MASK.mrc", help="Draw patches only from the sample: "
+        "auto (carbon, contamination, hole edges and gold left out, from local intensity) or "
+        "an MRC mask, 2D for all images or a stack with one per image (nonzero = sample); "
+        "none: anywhere.",
+    )),
+}  # fmt: skip
 
 
 def _subcommand(
@@ -343,23 +384,26 @@ def _subcommand(
 # ------------------------------------------------------------------------------ commands
 
 
-def _shapes(images: Any) -> list[list[int]]:
-    """The distinct image shapes ``[height, width]`` in pixels, for the training record."""
-    return [list(shape) for shape in sorted({tuple(image.shape[-2:]) for image in images})]
-
-
 def _pairs(scheme: str) -> Callable[[dict[str, Any]], None]:
     def body(options: dict[str, Any]) -> None:
         network = _network_config(scheme, options)
         _train_config(dict(options))  # refuse bad options before reading any data
-        pairs, names = read_pairs(options["a"], options["b"])
-        summary = {"a": str(options["a"]), "b": str(options["b"]), "n_pairs": len(pairs)}
-        summary["shapes"] = _shapes(a for a, _ in pairs)
         # The scheme says on which images of a pair the normalisation is fitted (CARE: the
         # noisy input alone, so that outputs come back in the input's intensity scale).
         fit_on = getattr(SCHEMES.get(scheme), "pair_fit_on", None) or "both"
-        dataset = PairDataset(pairs, sources=names, fit_on=fit_on)
-        _run(scheme, dataset, network, options, summary, pairs[0][0])
+        volumes = volume_pair_inputs(
+            options["a"], options["b"], star=options.get("star"), fit_on=fit_on, mask=None,
+            max_files=options["max_micrographs"],
+        )  # fmt: skip
+        if volumes is not None:  # tomograms train a 3D network
+            network = _network_config(scheme, {**options, "dims": 3})
+            _run(scheme, volumes.dataset, network, options, volumes.summary, volumes.preview)
+            return
+        inputs = pair_inputs_of(
+            options["a"], options["b"], star=options.get("star"), fit_on=fit_on,
+            max_micrographs=options["max_micrographs"],
+        )  # fmt: skip
+        _run(scheme, inputs.dataset, network, options, inputs.summary, inputs.preview)
 
     return body
 
@@ -372,24 +416,40 @@ def _n2v(options: dict[str, Any]) -> None:
             raise ParameterError("--variant n2v2 needs --arch unet (blur-pool, no top skip)")
         network = n2v2_network_config(network)
     _train_config(dict(options))
-    arrays, names = read_images(options["images"])
-    summary = {"images": [str(p) for p in options["images"]], "n_images": len(arrays)}
-    summary["shapes"] = _shapes(arrays)
-    _run(variant, SingleDataset(arrays, sources=names), network, options, summary, arrays[0])
+    with flag_names(FLAGS):
+        parse_blind_spot(options["blind_spot"])  # refuse a bad value before reading data
+    volumes = volume_single_inputs(
+        options["images"], mask=options["mask"], max_files=options["max_micrographs"]
+    )
+    if volumes is not None:  # tomograms: a 3D network, the one-voxel blind spot
+        network = _network_config("n2v", {**options, "dims": 3})
+        network = n2v2_network_config(network) if variant == "n2v2" else network
+        scheme = n2v_volume_scheme(variant, options["blind_spot"], options["loss"])
+        _run(scheme, volumes.dataset, network, options, volumes.summary, volumes.preview)
+        return
+    inputs = single_inputs(options["images"], max_micrographs=options["max_micrographs"])
+    inputs = with_sample_masks(inputs, options["mask"])
+    with flag_names(FLAGS):  # the noise of the training images decides the blind spot
+        scheme = (N2V2 if variant == "n2v2" else Noise2Void).for_images(
+            inputs.dataset.images, blind_spot=options["blind_spot"], **_given(loss=options["loss"])
+        )
+    options["blind_spot"] = scheme.blind_spot.spec
+    _run(scheme, inputs.dataset, network, options, inputs.summary, inputs.preview)
 
 
 def _ne2ne(options: dict[str, Any]) -> None:
     network = _network_config("ne2ne", options)
     _train_config(dict(options))
+    given = _given(loss=options["loss"], input_image=options["input_image"])
     with flag_names(FLAGS):
-        scheme = Neighbor2Neighbor(
-            **_given(loss=options["loss"], input_image=options["input_image"])
-        )
+        Neighbor2Neighbor(**given)  # refuse bad options before reading data
+    inputs = single_inputs(options["images"], max_micrographs=options["max_micrographs"])
+    inputs = with_sample_masks(inputs, options["mask"])
+    with flag_names(FLAGS):
+        scheme = Neighbor2Neighbor(**given)
     options["input_image"] = scheme.input_image
-    arrays, names = read_images(options["images"])
-    summary = {"images": [str(p) for p in options["images"]], "n_images": len(arrays)}
-    summary["shapes"] = _shapes(arrays)
-    _run(scheme, SingleDataset(arrays, sources=names), network, options, summary, arrays[0])
+    inputs.summary["noise_correlation"] = noise_check(inputs.dataset.images, "Neighbor2Neighbor")
+    _run(scheme, inputs.dataset, network, options, inputs.summary, inputs.preview)
 
 
 n2n = _subcommand(
@@ -401,7 +461,13 @@ Example:
     cryoden train n2n --a pairs/even --b pairs/odd --out model/ --steps 5000
 
 Pairs are files of the same name in --a and --b, e.g. the even and odd frame sums of
-cryoden split-frames. The model is written to --out with a preview.png (raw | denoised).""",
+cryoden split-frames, or the rlnMicrographNameEven/Odd columns of a RELION STAR file
+(--star, paths relative to the folder it runs in, the RELION project). The model is written
+to --out with a preview.png (raw | denoised).
+
+Tomograms train a 3D network (the data decides): --a/--b folders of even and odd half
+tomograms, or --star tomograms.star of RELION 5 (its rlnTomoReconstructedTomogramHalf1/Half2).
+Patches come from inside the sample (local variance; never vacuum or the edges).""",
     _pair_options("n2n"),
     _pairs("n2n"),
 )
@@ -427,8 +493,19 @@ n2v = _subcommand(
 Example:
 
     cryoden train n2v --images micrographs/ --out n2v.safetensors --steps 2000
+    cryoden train n2v --images micrographs/ --out n2v/ --blind-spot structured:1,1 --mask auto
 
-A single micrograph trains too: validation then uses held-out patches of it.""",
+A single micrograph trains too: validation then uses held-out patches of it.
+
+The blind spot follows the noise: by default (--blind-spot auto) the noise correlation of the
+training images is measured along x and y, and where adjacent pixels' noise correlates, the
+blind spot masks a box around each masked pixel reaching as far along each axis as the noise
+correlates (structured:X,Y), so that the network cannot learn to copy correlated noise; white
+noise keeps the plain one-pixel blind spot. The choice and the measured correlation are stored
+in the model (cryoden models info shows them).
+
+Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with the
+one-voxel blind spot; --mask auto (their default: local variance), none, or one MRC mask.""",
     {
         **IMAGES,
         "variant": (
@@ -438,6 +515,12 @@ A single micrograph trains too: validation then uses held-out patches of it.""",
                 "--variant",
                 help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median).",
                 callback=choice("--variant", ("n2v", "n2v2")),
+            ),
+        ),
+        "blind_spot": (
+            str,
+            typer.Option(
+                "auto", "--blind-spot", metavar="SPOT", help=f"The blind spot: {BLIND_SPOT_HELP}.",
             ),
         ),
     },  # fmt: skip

@@ -40,8 +40,11 @@ class ModelConfig:
         best losses, the training configuration. Free-form JSON.
     scheme_options
         The scheme's settings that decide how the model is applied (JSON object; e.g.
-        Neighbor2Neighbor's ``{"input_image": "cell-mean"}``). Empty for schemes without any;
-        a file without the field is read with it empty, which means the scheme's paper form.
+        Neighbor2Neighbor's ``{"input_image": "cell-mean"}``, Noise2Void's blind spot
+        ``{"blind_spot": "structured:2,2"}``), with the measured ``noise_correlation`` of the
+        training images the choice was made from (``{"x": [...], "y": [...]}``, lags 1, 2, ...)
+        where the scheme measured it. Empty for schemes without any; a file without the field
+        is read with it empty, which means the scheme's paper form (Noise2Void: ``pixel``).
     cryoden_version
         The version that wrote the file.
     format_version

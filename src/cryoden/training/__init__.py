@@ -1,4 +1,4 @@
-"""Training: datasets and patches, schemes (CARE among them), default networks, the generic
+"""Training: datasets and patches (images, and volumes for 3D networks), schemes (CARE among them), default networks, the generic
 loop, its checkpoints, its warnings and its degenerate-solution guard (model files live in
 ``cryoden.models``)."""
 
@@ -18,6 +18,7 @@ from cryoden.training.guard import GuardReport, check_model, degenerate_path
 from cryoden.training.loop import TrainResult, train
 from cryoden.training.noise2noise import Noise2Noise
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
+from cryoden.training.volumes import VolumePairDataset, VolumeSingleDataset
 
 __all__ = [
     "CARE",
@@ -32,6 +33,8 @@ __all__ = [
     "SingleDataset",
     "TrainConfig",
     "TrainResult",
+    "VolumePairDataset",
+    "VolumeSingleDataset",
     "check_model",
     "default_checkpoint_dir",
     "default_network",
