@@ -392,7 +392,7 @@ def _inference_section(runs: dict[str, dict]) -> list[str]:
         "",
     ]
     items = sorted(
-        ((n, r) for n, r in runs.items() if "rows" in r),
+        ((n, r) for n, r in runs.items() if "rows" in r and "micro_gflops" in r),
         key=lambda item: (item[1]["provenance"].get("date", ""), item[0]),
     )
     for name, run in items:
