@@ -246,7 +246,7 @@ def star_paths(
     return paths
 
 
-def _as_written(path: Path, base: Path) -> str:
+def as_written(path: Path, base: Path) -> str:
     """``path`` relative to ``base`` when it lies under it, else absolute."""
     absolute = Path(os.path.abspath(path))
     try:
@@ -299,7 +299,7 @@ def write_star_with_outputs(
         )
     base = _project_dir(project_dir)
     raw = table[column].astype(str).tolist()
-    table[column] = ["" if out is None else _as_written(Path(out), base) for out in outputs]
+    table[column] = ["" if out is None else as_written(Path(out), base) for out in outputs]
     if raw_column in table.columns:
         table[raw_column] = raw
     else:

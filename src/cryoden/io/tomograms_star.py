@@ -26,7 +26,7 @@ import starfile
 
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.io.atomic import atomic_output
-from cryoden.io.star import MicrographsStar, read_star_table, star_paths
+from cryoden.io.star import MicrographsStar, as_written, read_star_table, star_paths
 
 PathLike = str | os.PathLike[str]
 
@@ -147,15 +147,6 @@ def read_tomograms_star(
     return TomogramsStar(star=star, entries=entries)
 
 
-def _as_written(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` when it lies under it, else absolute."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        return str(absolute.relative_to(base))
-    except ValueError:
-        return str(absolute)
-
-
 def write_tomograms_star(
     tomograms: TomogramsStar,
     denoised: Sequence[PathLike | None],
@@ -181,7 +172,7 @@ def write_tomograms_star(
             f"denoised must have one path per row ({len(table)}), got {len(denoised)}"
         )
     base = Path(os.path.abspath(project_dir if project_dir is not None else Path.cwd()))
-    table[DENOISED_COLUMN] = ["" if p is None else _as_written(Path(p), base) for p in denoised]
+    table[DENOISED_COLUMN] = ["" if p is None else as_written(Path(p), base) for p in denoised]
     table = table[[p is not None for p in denoised]].reset_index(drop=True)
     blocks: dict[str, Any] = {}
     for name, block in star.blocks.items():

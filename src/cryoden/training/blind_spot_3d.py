@@ -53,7 +53,33 @@ def stratified_coordinates_3d(
     return b[keep], c[keep], z[keep], y[keep], x[keep]
 
 
-def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+#: How a masked pixel's input value is replaced.
+REPLACEMENTS: tuple[str, ...] = ("random", "median")
+
+
+def pick_replacement(
+    values: torch.Tensor, candidate: torch.Tensor, replacement: str, generator: torch.Generator
+) -> torch.Tensor:
+    """One replacement per row of ``values`` ``(n, window)`` from its ``candidate`` entries:
+    a random one or their median. A row without candidates gets 0 (the normalised images'
+    centre), never anything that could leak the masked value."""
+    none = ~candidate.any(dim=1)
+    if replacement == "random":
+        weights = candidate.to(device=generator.device, dtype=torch.float32)
+        weights[none.to(generator.device)] = 1.0  # keeps multinomial defined; overridden below
+        pick = torch.multinomial(weights, 1, generator=generator).to(values.device)
+        chosen = values.gather(1, pick).squeeze(1)
+        return torch.where(none, torch.zeros_like(chosen), chosen)
+    if replacement == "median":
+        nan = torch.full_like(values, float("nan"))
+        median = torch.nanmedian(torch.where(candidate, values, nan), dim=1).values
+        return torch.where(none, torch.zeros_like(median), median)
+    raise ParameterError(
+        f"replacement must be one of {', '.join(REPLACEMENTS)}, got {replacement!r}"
+    )
+
+
+def reflect_index(index: torch.Tensor, size: int) -> torch.Tensor:
     """Mirror indices into ``[0, size)`` without repeating the edge (numpy's ``reflect``)."""
     index = torch.where(index < 0, -index, index)
     return torch.where(index >= size, 2 * (size - 1) - index, index)
@@ -76,25 +102,14 @@ def replacement_values_3d(
     radius = neighborhood // 2
     steps = torch.arange(-radius, radius + 1, device=volumes.device)
     dz, dy, dx = (d.reshape(1, -1) for d in torch.meshgrid(steps, steps, steps, indexing="ij"))
-    nz = _reflect(z[:, None] + dz, depth)
-    ny = _reflect(y[:, None] + dy, height)
-    nx = _reflect(x[:, None] + dx, width)
+    nz = reflect_index(z[:, None] + dz, depth)
+    ny = reflect_index(y[:, None] + dy, height)
+    nx = reflect_index(x[:, None] + dx, width)
     bb, cc = b[:, None].expand_as(nz), c[:, None].expand_as(nz)
     itself = (nz == z[:, None]) & (ny == y[:, None]) & (nx == x[:, None])
     candidate = ~mask[bb, cc, nz, ny, nx] & ~itself
     values = volumes[bb, cc, nz, ny, nx]
-    none = ~candidate.any(dim=1)
-    if replacement == "random":
-        weights = candidate.to(device=generator.device, dtype=torch.float32)
-        weights[none.to(generator.device)] = 1.0  # keeps multinomial defined; overridden below
-        pick = torch.multinomial(weights, 1, generator=generator).to(volumes.device)
-        chosen = values.gather(1, pick).squeeze(1)
-        return torch.where(none, torch.zeros_like(chosen), chosen)
-    if replacement == "median":
-        nan = torch.full_like(values, float("nan"))
-        median = torch.nanmedian(torch.where(candidate, values, nan), dim=1).values
-        return torch.where(none, torch.zeros_like(median), median)
-    raise ParameterError(f"replacement must be random or median, got {replacement!r}")
+    return pick_replacement(values, candidate, replacement, generator)
 
 
 def blind_spot_mask_3d(

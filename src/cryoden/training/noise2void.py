@@ -54,14 +54,18 @@ from cryoden.training.blind_spot import (
     structured_blind_mask,
     structured_cell_size,
 )
-from cryoden.training.blind_spot_3d import blind_spot_mask_3d
+from cryoden.training.blind_spot_3d import (
+    REPLACEMENTS,
+    blind_spot_mask_3d,
+    pick_replacement,
+    reflect_index,
+)
 from cryoden.training.losses import check_loss, regression_loss
 
 logger = logging.getLogger(__name__)
 
 Replacement = Literal["random", "median"]
 
-REPLACEMENTS: tuple[str, ...] = ("random", "median")
 
 #: Default fraction of masked pixels: one per 5 x 5 cell (see :class:`Noise2Void`).
 DEFAULT_MASK_FRACTION = 0.04
@@ -141,12 +145,6 @@ def stratified_coordinates(
     return b[keep], c[keep], y[keep], x[keep]
 
 
-def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
-    """Mirror indices into ``[0, size)`` without repeating the edge (numpy's ``reflect``)."""
-    index = torch.where(index < 0, -index, index)
-    return torch.where(index >= size, 2 * (size - 1) - index, index)
-
-
 def replacement_values(
     images: torch.Tensor,
     mask: torch.Tensor,
@@ -196,29 +194,15 @@ def replacement_values(
     steps_y = torch.arange(-radius - blind_radius[0], radius + blind_radius[0] + 1)
     steps_x = torch.arange(-radius - blind_radius[1], radius + blind_radius[1] + 1)
     dy, dx = torch.meshgrid(steps_y.to(images.device), steps_x.to(images.device), indexing="ij")
-    ny = _reflect(y[:, None] + dy.reshape(1, -1), height)
-    nx = _reflect(x[:, None] + dx.reshape(1, -1), width)
+    ny = reflect_index(y[:, None] + dy.reshape(1, -1), height)
+    nx = reflect_index(x[:, None] + dx.reshape(1, -1), width)
     bb, cc = b[:, None].expand_as(ny), c[:, None].expand_as(ny)
     # Reflection can map a non-zero offset onto the centre (row 1, offset -2), so compare positions.
     candidate = ~mask[bb, cc, ny, nx] & ~((ny == y[:, None]) & (nx == x[:, None]))
     values = images[bb, cc, ny, nx]
     # With cells of at least 2 x 2 a window holds at most ((neighborhood + 1) / 2)**2 masked
-    # pixels, so there are candidates except in degenerate tiny images, where the replacement is
-    # 0 (the normalised images' centre) rather than anything that could leak the pixel's value.
-    none = ~candidate.any(dim=1)
-    if replacement == "random":
-        weights = candidate.to(device=generator.device, dtype=torch.float32)
-        weights[none.to(generator.device)] = 1.0  # keeps multinomial defined; overridden below
-        pick = torch.multinomial(weights, 1, generator=generator).to(images.device)
-        chosen = values.gather(1, pick).squeeze(1)
-        return torch.where(none, torch.zeros_like(chosen), chosen)
-    if replacement == "median":
-        nan = torch.full_like(values, float("nan"))
-        median = torch.nanmedian(torch.where(candidate, values, nan), dim=1).values
-        return torch.where(none, torch.zeros_like(median), median)
-    raise ParameterError(
-        f"replacement must be one of {', '.join(REPLACEMENTS)}, got {replacement!r}"
-    )
+    # pixels, so there are candidates except in degenerate tiny images.
+    return pick_replacement(values, candidate, replacement, generator)
 
 
 def blind_spot_mask(
