@@ -13,6 +13,7 @@ import torch
 from cryoden.io import read_mrc, write_mrc
 from cryoden.models import ModelConfig, load_model, save_model
 from cryoden.nets import NetworkConfig, build_network
+from cryoden.training.blind_spot import parse_blind_spot
 from cryoden.training.defaults import default_network
 
 SHAPE = (20, 32, 36)
@@ -70,6 +71,16 @@ def test_train_n2v_on_volumes_makes_a_3d_blind_spot_model(cli, tmp_path):
     model = load_model(tmp_path / "n2v.safetensors")
     assert model.config.network.dims == 3 and model.config.scheme == "n2v"
     assert model.config.network.space_to_depth == 1  # the blind spot is voxel-wise
+    # the blind spot follows the volumes' measured noise (auto), and is recorded and shown
+    options = model.config.scheme_options
+    assert set(options["noise_correlation"]) == {"x", "y", "z"}
+    assert parse_blind_spot(options["blind_spot"]) is not None
+    info = cli("models", "info", tmp_path / "n2v.safetensors")
+    assert f"blind spot:       {options['blind_spot']}" in info.out
+    assert "training volumes" in info.out
+    r = cli("train", "n2v", "--images", tmp_path / "even", "--mask", "none", "--blind-spot",
+            "pd:2", "--out", tmp_path / "pd.safetensors", *TRAIN)  # fmt: skip
+    assert r.code != 0 and "for 2D images" in r.err and not (tmp_path / "pd.safetensors").exists()
 
 
 def test_tomograms_star_halves_are_denoised_averaged_and_checked(

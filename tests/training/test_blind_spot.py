@@ -26,7 +26,8 @@ from cryoden.training.blind_spot import (
     structured_cell_size,
 )
 from cryoden.training.data import SingleDataset
-from cryoden.training.noise2void import Noise2Void, blind_spot_mask, mask_cell_size
+from cryoden.training.masking import blind_spot_mask, mask_cell_size
+from cryoden.training.noise2void import Noise2Void
 
 from .helpers import FAST, FAST_NET, blob_images, gen, shapes_image, train_tiny
 

@@ -20,15 +20,13 @@ from cryoden.models import load_model
 from cryoden.nets.config import NetworkConfig
 from cryoden.training import TrainConfig, train
 from cryoden.training.data import SingleDataset
+from cryoden.training.masking import blind_spot_mask, mask_cell_size, stratified_coordinates
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import (
     N2V2,
     N2V2_NETWORK_TWEAKS,
     Noise2Void,
-    blind_spot_mask,
-    mask_cell_size,
     n2v2_network_config,
-    stratified_coordinates,
 )
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
 

@@ -28,6 +28,7 @@ from cryoden.benchmark.tomo_methods import LEARNED, TOMO_METHODS
 from cryoden.errors import ParameterError
 from cryoden.nets.config import NetworkConfig
 from cryoden.simulation.tomo_config import TomogramConfig
+from cryoden.training.defaults import DEFAULT_UNET_3D
 
 TOMO_PRESETS: tuple[str, ...] = ("tiny", "quick", "full")
 
@@ -77,7 +78,12 @@ class TomoStudyConfig:
         Among :data:`~cryoden.benchmark.tomo_methods.TOMO_METHODS`.
     base_channels, depth, space_to_depth
         The 3D U-Net the learned methods train (``space_to_depth=2``: on 2 x 2 x 2 voxel
-        blocks at half size).
+        blocks at half size); by default the training command's default 3D network
+        (:data:`cryoden.training.defaults.DEFAULT_UNET_3D`).
+    n2v_depth
+        The depth of Noise2Void's U-Net instead (no space-to-depth): its structured blind spot
+        hides the voxels around each masked one, so it needs a wider receptive field to see
+        past them.
     train_steps, cold_start_factor, steps_per_epoch, patch, batch, learning_rate,
     warm_start_lr_factor
         The training recipe (see the module docstring).
@@ -100,9 +106,10 @@ class TomoStudyConfig:
     train_structures: tuple[str, ...] = ()
     test_structures: tuple[str, ...] = ()
     methods: tuple[str, ...] = TOMO_METHODS
-    base_channels: int = 8
-    depth: int = 2
-    space_to_depth: int = 1
+    base_channels: int = DEFAULT_UNET_3D["n2n"]["base_channels"]
+    depth: int = DEFAULT_UNET_3D["n2n"]["depth"]
+    space_to_depth: int = DEFAULT_UNET_3D["n2n"]["space_to_depth"]
+    n2v_depth: int = DEFAULT_UNET_3D["n2v"]["depth"]
     train_steps: int = 400
     cold_start_factor: int = 2
     steps_per_epoch: int = 50
@@ -116,7 +123,7 @@ class TomoStudyConfig:
     lowpass_cutoffs: tuple[float, ...] = LOWPASS_CUTOFFS
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "base_channels", "depth", "train_steps",
+        for name in ("n_train", "n_test", "base_channels", "depth", "n2v_depth", "train_steps",
                      "cold_start_factor", "steps_per_epoch", "patch", "batch", "threads"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -146,7 +153,8 @@ class TomoStudyConfig:
         put(self, "snr_levels", tuple(sorted({float(s) for s in self.snr_levels})))
         for name in ("train_structures", "test_structures", "shape_zyx"):
             put(self, name, tuple(getattr(self, name)))
-        self.network()  # checks base_channels and depth
+        for method in self.learned_methods:
+            self.network(method)  # checks base_channels and the depths
         self.tomogram_config()  # checks the tomogram settings
 
     @property
@@ -175,14 +183,15 @@ class TomoStudyConfig:
         per_method = self.cell_steps(warm=False) + (len(self.snr_levels) - 1) * self.train_steps
         return len(self.learned_methods) * per_method
 
-    def network(self) -> NetworkConfig:
-        """The 3D U-Net of the learned methods."""
+    def network(self, method: str = "n2n") -> NetworkConfig:
+        """The 3D U-Net ``method`` trains (Noise2Void: depth ``n2v_depth``, voxel-wise)."""
+        blind = method == "n2v"
         return NetworkConfig(
             arch="unet",
             dims=3,
             base_channels=self.base_channels,
-            depth=self.depth,
-            space_to_depth=self.space_to_depth,
+            depth=self.n2v_depth if blind else self.depth,
+            space_to_depth=1 if blind else self.space_to_depth,
         )
 
     def tomogram_config(self) -> TomogramConfig:
@@ -226,6 +235,7 @@ def tomo_preset(name: str, **changes: Any) -> TomoStudyConfig:
             "n_test": 1,
             "base_channels": 4,
             "depth": 1,
+            "n2v_depth": 1,
             "train_steps": 2,
             "steps_per_epoch": 2,
             "patch": 16,

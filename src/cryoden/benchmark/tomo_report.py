@@ -219,10 +219,12 @@ def _sections(results: dict[str, Any]) -> list[tuple[str, Any]]:
               f"{'x'.join(str(s) for s in reversed(data['test']['shape_zyx']))} voxels of "
               f"{data['test']['voxel_size_angstrom']:g} Å, tilts "
               f"{data['tilt_angles_deg'][0]:g}° to {data['tilt_angles_deg'][-1]:g}°."),
-        ("p", f"Network: 3D U-Net, base {network['config']['base_channels']}, depth "
-              f"{network['config']['depth']}, {network['flops_per_voxel']:.0f} FLOP per voxel, "
-              f"{network['parameters']} parameters. Filters: parameter chosen on the clean test "
-              "tomograms (an oracle)."),
+        ("p", "Networks: " + "; ".join(
+            f"{method}: 3D U-Net, base {net['config']['base_channels']}, depth "
+            f"{net['config']['depth']}, {net['flops_per_voxel']:.0f} FLOP per voxel, "
+            f"{net['parameters']} parameters"
+            for method, net in (results.get("networks") or {"all": network}).items()
+        ) + ". Filters: parameter chosen on the clean test tomograms (an oracle)."),
         ("h2", "Findings"),
         ("ul", findings(results)),
         ("h2", "PSNR (dB) against the clean reconstruction (* best)"),

@@ -132,9 +132,9 @@ def _run_learned(
     workdir: Path,
     progress: Callable[[], None],
 ) -> list[dict[str, Any]]:
-    network = config.network()
     rows = []
     for method in config.learned_methods:
+        network = config.network(method)
         previous: LoadedModel | None = None
         for position, snr in enumerate(config.snr_order):
             start = time.perf_counter()
@@ -167,8 +167,8 @@ def _run_learned(
     return rows
 
 
-def _network_record(config: TomoStudyConfig) -> dict[str, Any]:
-    network = config.network()
+def _network_record(config: TomoStudyConfig, method: str = "n2n") -> dict[str, Any]:
+    network = config.network(method)
     return {
         "config": network.to_dict(),
         "flops_per_voxel": float(flops_per_pixel(network)),
@@ -249,6 +249,7 @@ def run_tomo_study(
         "snr_levels": list(config.snr_levels),
         "methods": list(config.methods),
         "network": _network_record(config),
+        "networks": {m: _network_record(config, m) for m in config.learned_methods},
         "data": {
             "train": train_set.describe(),
             "test": test_set.describe(),

@@ -119,9 +119,11 @@ def blind_spot_lines(options: dict[str, Any], training: dict[str, Any]) -> list[
     if isinstance(correlation, dict):
         axes = "; ".join(
             f"{axis} " + ", ".join(f"{float(v):.3f}" for v in correlation.get(axis) or [])
-            for axis in ("x", "y")
+            for axis in ("x", "y", "z")
+            if axis in correlation
         )
-        lines.append(f"noise:            correlation {axes} (lags 1, 2, ...; training images)")
+        data = "training volumes" if "z" in correlation else "training images"
+        lines.append(f"noise:            correlation {axes} (lags 1, 2, ...; {data})")
     return lines
 
 

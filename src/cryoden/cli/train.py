@@ -421,10 +421,14 @@ def _n2v(options: dict[str, Any]) -> None:
     volumes = volume_single_inputs(
         options["images"], mask=options["mask"], max_files=options["max_micrographs"]
     )
-    if volumes is not None:  # tomograms: a 3D network, the one-voxel blind spot
+    if volumes is not None:  # tomograms: a 3D network, the blind spot from their noise
         network = _network_config("n2v", {**options, "dims": 3})
         network = n2v2_network_config(network) if variant == "n2v2" else network
-        scheme = n2v_volume_scheme(variant, options["blind_spot"], options["loss"])
+        with flag_names(FLAGS):
+            scheme = n2v_volume_scheme(
+                variant, options["blind_spot"], options["loss"], volumes.dataset
+            )
+        options["blind_spot"] = scheme.blind_spot.spec
         _run(scheme, volumes.dataset, network, options, volumes.summary, volumes.preview)
         return
     inputs = single_inputs(options["images"], max_micrographs=options["max_micrographs"])

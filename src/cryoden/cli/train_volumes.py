@@ -167,13 +167,13 @@ def write_volume_preview(out: Path, crop: np.ndarray, device: str | None) -> Pat
     return path
 
 
-def n2v_volume_scheme(variant: str, blind_spot: str | None, loss: str | None) -> Noise2Void:
-    """The blind-spot scheme for volumes: the one-voxel blind spot (``blind_spot`` may be
-    ``auto``, which measures nothing for volumes, or ``pixel``)."""
-    if blind_spot not in (None, "auto", "pixel"):
-        raise ParameterError(
-            f"--blind-spot {blind_spot} is for 2D images; volumes train with the one-voxel "
-            "blind spot (pixel)"
-        )
+def n2v_volume_scheme(
+    variant: str, blind_spot: str | None, loss: str | None, dataset: VolumeDataset
+) -> Noise2Void:
+    """The blind-spot scheme for volumes: the training volumes' noise correlation along x, y
+    and z is measured and, for ``auto`` (the default), the blind spot chosen from it (one
+    voxel for white noise, a structured box for the correlated noise of back-projected
+    tomograms); ``pixel`` and ``structured:X,Y[,Z]`` are taken as given."""
     cls = N2V2 if variant == "n2v2" else Noise2Void
-    return cls() if loss is None else cls(loss=loss)
+    options = {} if loss is None else {"loss": loss}
+    return cls.for_volumes(dataset.volumes, blind_spot=blind_spot or "auto", **options)

@@ -16,10 +16,11 @@ predict the pixel's noise from its neighbours' and copies it into its output. Tw
   Nothing is needed at inference.
 * **Pixel-shuffle down-sampling** (as in AP-BSN, Lee, Son & Lee, "AP-BSN: Self-Supervised
   Denoising for Real-World Images via Asymmetric PD and Blind-Spot Network", CVPR 2022): the
-  training patches are split into their ``s x s`` polyphase sub-images (:func:`pd_split`), in
-  which adjacent pixels are ``s`` pixels apart in the image, where the noise no longer
-  correlates; plain masking trains on those. The network then knows the image at ``1/s`` of its
-  scale, so inference denoises the sub-images and merges them back (:func:`pd_merge`; the
+  training patches are split into their ``s x s`` polyphase sub-images
+  (:func:`~cryoden.training.pixel_shuffle.pd_split`), in which adjacent pixels are ``s``
+  pixels apart in the image, where the noise no longer correlates; plain masking trains on
+  those. The network then knows the image at ``1/s`` of its scale, so inference denoises the
+  sub-images and merges them back (:func:`~cryoden.training.pixel_shuffle.pd_merge`; the
   denoiser does so for models trained with ``pd:2``, see
   :class:`cryoden.inference.denoise.Denoiser`).
 
@@ -51,6 +52,7 @@ import torch.nn.functional as F
 
 from cryoden.errors import ParameterError
 from cryoden.metrics.noise_stats import WHITE_CORRELATION, noise_autocorrelation_single
+from cryoden.training.pixel_shuffle import pd_crop, pd_merge, pd_split
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +87,9 @@ MEASURE_MAX_SIDE_PX = 1024
 
 BLIND_SPOT_HELP = (
     "pixel (plain Noise2Void), structured:X,Y (mask a box reaching X pixels along x and Y "
-    "along y around each masked pixel), pd:2 (train on 2x2 pixel-shuffled sub-images) or auto "
-    "(measure the noise correlation of the training images and choose)"
+    "along y around each masked pixel; structured:X,Y,Z for volumes), pd:2 (images: train on "
+    "2x2 pixel-shuffled sub-images) or auto (measure the noise correlation of the training "
+    "images or volumes and choose)"
 )
 
 
@@ -98,9 +101,9 @@ class BlindSpot:
     ----------
     kind
         ``"pixel"``, ``"structured"`` or ``"pd"``.
-    radius_x, radius_y
+    radius_x, radius_y, radius_z
         For ``"structured"``: the masked box reaches this many pixels on each side of the
-        masked pixel along x and along y (at least one of them >= 1). 0 otherwise.
+        masked pixel along x, y and (volumes only) z; at least one of them >= 1. 0 otherwise.
     stride
         For ``"pd"``: the pixel-shuffle stride (>= 2). 1 otherwise.
     """
@@ -109,6 +112,7 @@ class BlindSpot:
     radius_x: int = 0
     radius_y: int = 0
     stride: int = 1
+    radius_z: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in BLIND_SPOT_KINDS[1:]:
@@ -116,18 +120,18 @@ class BlindSpot:
                 f"blind_spot kind must be one of {', '.join(BLIND_SPOT_KINDS[1:])}, "
                 f"got {self.kind!r}"
             )
-        for name in ("radius_x", "radius_y", "stride"):
+        for name in ("radius_x", "radius_y", "radius_z", "stride"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ParameterError(f"blind_spot {name} must be an integer, got {value!r}")
-        radii = (self.radius_x, self.radius_y)
+        radii = (self.radius_x, self.radius_y, self.radius_z)
         if self.kind == "structured":
             if min(radii) < 0 or max(radii) > MAX_RADIUS or max(radii) < 1:
                 raise ParameterError(
-                    f"a structured blind spot needs radii X,Y in 0..{MAX_RADIUS}, at least one "
-                    f"of them >= 1, got {self.radius_x},{self.radius_y}"
+                    f"a structured blind spot needs radii X,Y[,Z] in 0..{MAX_RADIUS}, at least "
+                    f"one of them >= 1, got {self.radius_x},{self.radius_y},{self.radius_z}"
                 )
-        elif radii != (0, 0):
+        elif radii != (0, 0, 0):
             raise ParameterError(f"a {self.kind} blind spot has no radii, got {radii}")
         if self.kind == "pd":
             if self.stride not in PD_STRIDES:
@@ -141,21 +145,42 @@ class BlindSpot:
 
     @property
     def spec(self) -> str:
-        """The blind spot as :func:`parse_blind_spot` reads it (``structured:1,0``)."""
+        """The blind spot as :func:`parse_blind_spot` reads it (``structured:1,0``; with a z
+        radius, for volumes, ``structured:3,0,2``)."""
         if self.kind == "structured":
-            return f"structured:{self.radius_x},{self.radius_y}"
+            z = f",{self.radius_z}" if self.radius_z else ""
+            return f"structured:{self.radius_x},{self.radius_y}{z}"
         if self.kind == "pd":
             return f"pd:{self.stride}"
         return "pixel"
 
     @property
     def radius(self) -> tuple[int, int]:
-        """``(radius_y, radius_x)``, in the array's axis order."""
+        """``(radius_y, radius_x)``, in the array's axis order (images).
+
+        Raises
+        ------
+        ParameterError
+            For a blind spot with a z radius, which only volumes have."""
+        if self.radius_z:
+            raise ParameterError(
+                f"blind_spot {self.spec} has a z radius: it is for volumes, not 2D images"
+            )
         return (self.radius_y, self.radius_x)
+
+    @property
+    def radius_3d(self) -> tuple[int, int, int]:
+        """``(radius_z, radius_y, radius_x)``, in a volume's axis order."""
+        return (self.radius_z, self.radius_y, self.radius_x)
 
     def describe(self) -> str:
         """The blind spot in words, e.g. ``"3 x 1 pixels (x by y) around each masked
         pixel"``."""
+        if self.kind == "structured" and self.radius_z:
+            return (
+                f"{2 * self.radius_x + 1} x {2 * self.radius_y + 1} x {2 * self.radius_z + 1} "
+                "voxels (x by y by z) around each masked voxel"
+            )
         if self.kind == "structured":
             return (
                 f"{2 * self.radius_x + 1} x {2 * self.radius_y + 1} pixels (x by y) around "
@@ -170,7 +195,8 @@ PIXEL = BlindSpot()
 
 
 def parse_blind_spot(text: str | BlindSpot) -> BlindSpot | None:
-    """Read a blind spot written as ``pixel``, ``structured:X,Y``, ``pd:S`` or ``auto``.
+    """Read a blind spot written as ``pixel``, ``structured:X,Y``, ``structured:X,Y,Z``
+    (volumes), ``pd:S`` or ``auto``.
 
     Returns
     -------
@@ -193,15 +219,18 @@ def parse_blind_spot(text: str | BlindSpot) -> BlindSpot | None:
         return text
     raw = str(text).strip().lower()
     kind, _, argument = raw.partition(":")
-    forms = "pixel, structured:X,Y, pd:2 or auto"
+    forms = "pixel, structured:X,Y, structured:X,Y,Z (volumes), pd:2 or auto"
     try:
         if kind == "auto" and not argument:
             return None
         if kind == "pixel" and not argument:
             return PIXEL
         if kind == "structured":
-            x_text, y_text = argument.split(",")
-            return BlindSpot("structured", radius_x=int(x_text), radius_y=int(y_text))
+            parts = argument.split(",")
+            if len(parts) not in (2, 3):
+                raise ValueError(argument)
+            x, y, z = (int(v) for v in (*parts, "0")[:3])
+            return BlindSpot("structured", radius_x=x, radius_y=y, radius_z=z)
         if kind == "pd":
             return BlindSpot("pd", stride=int(argument))
     except ValueError as exc:  # int() of a bad number, a wrong count of radii
@@ -227,16 +256,18 @@ def choose_blind_spot(
     *,
     threshold: float = CORRELATION_THRESHOLD,
     max_radius: int = MAX_RADIUS,
+    margin: int = RADIUS_MARGIN,
 ) -> BlindSpot:
     """The blind spot for noise whose correlation at lags 1, 2, ... along x and y is
-    ``correlation`` (``{"x": [...], "y": [...]}``).
+    ``correlation`` (``{"x": [...], "y": [...]}``; volumes add ``"z"``).
 
     Noise whose adjacent-pixel correlation is below ``threshold`` along both axes counts as
     white: the plain one-pixel blind spot (:data:`PIXEL`). Otherwise the structured blind spot
     whose radius along each axis is the number of lags, from 1 up, whose correlation is at least
-    ``threshold``, plus :data:`RADIUS_MARGIN` on an axis with any such lag (at most
-    ``max_radius``), so the mask follows the measured shape: noise correlated along y only
-    gives ``structured:0,R``.
+    ``threshold``, plus ``margin`` (:data:`RADIUS_MARGIN`) on an axis with any such lag (at
+    most ``max_radius``), so the mask follows the measured shape: noise correlated along y only
+    gives ``structured:0,R``. With a ``"z"`` entry (volumes) the z radius follows the same
+    rule, and noise white along all three axes gives the one-voxel blind spot.
     """
     if not math.isfinite(threshold) or threshold <= 0:
         raise ParameterError(f"threshold must be a positive number, got {threshold!r}")
@@ -245,11 +276,13 @@ def choose_blind_spot(
             raise ParameterError(f"correlation needs lags along {axis}, got {dict(correlation)}")
     lags_x = correlated_lags(correlation["x"], threshold)
     lags_y = correlated_lags(correlation["y"], threshold)
-    radius_x = min(max_radius, lags_x + RADIUS_MARGIN) if lags_x else 0
-    radius_y = min(max_radius, lags_y + RADIUS_MARGIN) if lags_y else 0
-    if radius_x == 0 and radius_y == 0:
+    radius_x = min(max_radius, lags_x + margin) if lags_x else 0
+    radius_y = min(max_radius, lags_y + margin) if lags_y else 0
+    lags_z = correlated_lags(correlation["z"], threshold) if "z" in correlation else 0
+    radius_z = min(max_radius, lags_z + margin) if lags_z else 0
+    if radius_x == 0 and radius_y == 0 and radius_z == 0:
         return PIXEL
-    return BlindSpot("structured", radius_x=radius_x, radius_y=radius_y)
+    return BlindSpot("structured", radius_x=radius_x, radius_y=radius_y, radius_z=radius_z)
 
 
 def _training_images(images: Sequence[Any] | np.ndarray) -> list[np.ndarray]:
@@ -310,9 +343,10 @@ def correlated_noise_warning(correlation: Mapping[str, Sequence[float]], scheme:
     chosen = choose_blind_spot(correlation)
     if chosen.kind == "pixel":
         return None
+    z = f", z {correlation['z'][0]:.3f}" if correlation.get("z") else ""
     return (
         f"the training images' noise is correlated between adjacent pixels (lag 1: x "
-        f"{correlation['x'][0]:.3f}, y {correlation['y'][0]:.3f}); {scheme} assumes "
+        f"{correlation['x'][0]:.3f}, y {correlation['y'][0]:.3f}{z}); {scheme} assumes "
         f"pixel-independent noise and learns to copy correlated noise (a blind spot of "
         f"{chosen.spec} would mask it)"
     )
@@ -376,50 +410,6 @@ def structured_blind_mask(mask: torch.Tensor, blind_radius: tuple[int, int]) -> 
         mask.to(torch.float32), kernel_size=(2 * ry + 1, 2 * rx + 1), stride=1, padding=(ry, rx)
     )
     return grown > 0
-
-
-# --- pixel-shuffle down-sampling ------------------------------------------------------------
-
-
-def pd_split(images: torch.Tensor, stride: int) -> torch.Tensor:
-    """The ``stride x stride`` polyphase sub-images of ``(B, C, H, W)`` images as
-    ``(B stride², C, H / stride, W / stride)``.
-
-    Sub-image ``stride * dy + dx`` of image ``b`` (pixels ``(stride i + dy, stride j + dx)``) is
-    at index ``b stride² + stride dy + dx``. Sides must be multiples of ``stride``
-    (:func:`pd_crop`).
-    """
-    batch, channels, height, width = images.shape
-    if height % stride or width % stride:
-        raise ParameterError(
-            f"pixel-shuffle needs sides that are multiples of stride {stride}, got "
-            f"{height} x {width}"
-        )
-    s2 = stride * stride
-    shuffled = F.pixel_unshuffle(images, stride)  # (B, C s², h, w), channel c s² + k
-    h, w = height // stride, width // stride
-    return (
-        shuffled.reshape(batch, channels, s2, h, w)
-        .transpose(1, 2)
-        .reshape(batch * s2, channels, h, w)
-    )
-
-
-def pd_merge(sub_images: torch.Tensor, stride: int) -> torch.Tensor:
-    """Interleave sub-images from :func:`pd_split` back into ``(B, C, H, W)`` images (exact:
-    ``pd_merge(pd_split(x, s), s) == x``)."""
-    n, channels, h, w = sub_images.shape
-    s2 = stride * stride
-    if n % s2:
-        raise ParameterError(f"expected a multiple of {s2} sub-images, got {n}")
-    stacked = sub_images.reshape(n // s2, s2, channels, h, w).transpose(1, 2)
-    return F.pixel_shuffle(stacked.reshape(n // s2, channels * s2, h, w), stride)
-
-
-def pd_crop(images: torch.Tensor, stride: int) -> torch.Tensor:
-    """``images`` cropped at the bottom and right to sides that are multiples of ``stride``."""
-    height, width = images.shape[-2:]
-    return images[..., : height - height % stride, : width - width % stride]
 
 
 __all__ = [

@@ -19,11 +19,13 @@ The choices, and why:
 
 Other architectures (the study's ``seed5`` / ``seed4``) have no per-scheme settings.
 
-Volumes (``dims=3``, tomograms) train 3D U-Nets of depth 3 (:data:`DEFAULT_UNET_3D`), small
-enough for a CPU: the pair schemes the space-to-depth U-Net of base 16 (2×2×2 blocks at half
-size: an eighth of the voxels at the first level), the blind-spot schemes the plain base-8
-U-Net. The candidates they were chosen from, and the comparison by quality per FLOP on
-held-out simulated volumes, are in :mod:`cryoden.training.network_choice_3d`.
+Volumes (``dims=3``, tomograms) train small plain 3D U-Nets of base 8 (:data:`DEFAULT_UNET_3D`),
+cheap enough for a CPU: the pair schemes at depth 2, the network the comparison of candidates
+by quality per FLOP on held-out simulated tomograms chose (:mod:`cryoden.training.network_choice_3d`,
+run by ``benchmarks/bench_tomo_quality.py``); the blind-spot schemes at depth 3, since the
+structured blind spot that tomograms' correlated noise calls for hides the voxels around each
+masked one and the network must see past them. The tomography study
+(:mod:`cryoden.benchmark.tomo`) trains these same networks.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ DEFAULT_UNET: dict[str, dict[str, Any]] = {
 
 #: 3D U-Net settings per scheme that trains on volumes (``dims=3``).
 DEFAULT_UNET_3D: dict[str, dict[str, Any]] = {
-    "n2n": {"base_channels": 16, "depth": 3, "space_to_depth": 2},
-    "care": {"base_channels": 16, "depth": 3, "space_to_depth": 2},
+    "n2n": {"base_channels": 8, "depth": 2, "space_to_depth": 1},
+    "care": {"base_channels": 8, "depth": 2, "space_to_depth": 1},
     "n2v": {"base_channels": 8, "depth": 3, "space_to_depth": 1},
     "n2v2": {"base_channels": 8, "depth": 3, "space_to_depth": 1, **N2V2_NETWORK_TWEAKS},
 }

@@ -157,6 +157,12 @@ class VolumeDataset:
         return [entry.name for entry in self.entries]
 
     @property
+    def volumes(self) -> list[Any]:
+        """The first channel of each volume as an array or memory map ``(Z, Y, X)``, raw (not
+        normalised): what the blind-spot schemes measure the noise of."""
+        return [entry.channels[0].memmap for entry in self.entries]
+
+    @property
     def shapes(self) -> list[tuple[int, int, int]]:
         """``(Z, Y, X)`` of each volume."""
         return [entry.channels[0].shape for entry in self.entries]
