@@ -18,6 +18,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by the tests
+import results_tomo  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "results.md"
@@ -480,6 +483,7 @@ def results_page(runs: dict[str, dict]) -> str:
         "",
         *_study_section(runs),
         *_inference_section(runs),
+        *results_tomo.tomography_section(runs),
         *_provenance_section(runs),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
