@@ -69,7 +69,8 @@ def test_train_n2v_on_volumes_makes_a_3d_blind_spot_model(cli, tmp_path):
             "--out", tmp_path / "n2v.safetensors", *TRAIN)  # fmt: skip
     assert r.code == 0, r.err
     model = load_model(tmp_path / "n2v.safetensors")
-    assert model.config.network.dims == 3 and model.config.scheme == "n2v"
+    assert model.config.network.dims == 3 and model.config.scheme == "n2v2"  # auto: volumes
+    assert not model.config.network.top_skip and model.config.network.blurpool
     assert model.config.network.space_to_depth == 1  # the blind spot is voxel-wise
     # the blind spot follows the volumes' measured noise (auto), and is recorded and shown
     options = model.config.scheme_options

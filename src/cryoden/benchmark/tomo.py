@@ -29,6 +29,7 @@ from cryoden.errors import ParameterError
 from cryoden.nets.config import NetworkConfig
 from cryoden.simulation.tomo_config import TomogramConfig
 from cryoden.training.defaults import DEFAULT_UNET_3D
+from cryoden.training.noise2void import N2V2_NETWORK_TWEAKS
 
 TOMO_PRESETS: tuple[str, ...] = ("tiny", "quick", "full")
 
@@ -81,9 +82,9 @@ class TomoStudyConfig:
         blocks at half size); by default the training command's default 3D network
         (:data:`cryoden.training.defaults.DEFAULT_UNET_3D`).
     n2v_depth
-        The depth of Noise2Void's U-Net instead (no space-to-depth): its structured blind spot
-        hides the voxels around each masked one, so it needs a wider receptive field to see
-        past them.
+        The depth of Noise2Void's U-Net instead (N2V2's: blur-pool, no top skip; no
+        space-to-depth): its structured blind spot hides the voxels around each masked one, so
+        it needs a wider receptive field to see past them.
     train_steps, cold_start_factor, steps_per_epoch, patch, batch, learning_rate,
     warm_start_lr_factor
         The training recipe (see the module docstring).
@@ -184,14 +185,19 @@ class TomoStudyConfig:
         return len(self.learned_methods) * per_method
 
     def network(self, method: str = "n2n") -> NetworkConfig:
-        """The 3D U-Net ``method`` trains (Noise2Void: depth ``n2v_depth``, voxel-wise)."""
-        blind = method == "n2v"
+        """The 3D U-Net ``method`` trains (Noise2Void: N2V2's network at depth ``n2v_depth``,
+        voxel-wise)."""
+        if method == "n2v":
+            return NetworkConfig(
+                arch="unet", dims=3, base_channels=self.base_channels, depth=self.n2v_depth,
+                space_to_depth=1, **N2V2_NETWORK_TWEAKS,
+            )  # fmt: skip
         return NetworkConfig(
             arch="unet",
             dims=3,
             base_channels=self.base_channels,
-            depth=self.n2v_depth if blind else self.depth,
-            space_to_depth=1 if blind else self.space_to_depth,
+            depth=self.depth,
+            space_to_depth=self.space_to_depth,
         )
 
     def tomogram_config(self) -> TomogramConfig:

@@ -6,8 +6,8 @@ Noise2Void, and PSNR / CC / FSC against the clean reconstruction.
   against their clean reconstructions* (an oracle real data lacks: the best these filters can
   do, the bar the learned methods must beat).
 * **Learned** (``n2n``: pairs of even/odd half tomograms; ``n2v``: every half as a single
-  volume, with the blind spot chosen from the training tomograms' measured noise correlation,
-  as ``cryoden train n2v`` does): a 3D U-Net trained for a fixed number of optimiser steps
+  volume: N2V2, with the blind spot chosen from the training tomograms' measured noise
+  correlation, as ``cryoden train n2v`` does for volumes): a 3D U-Net trained for a fixed number of optimiser steps
   (:func:`cryoden.training.train` on :class:`~cryoden.training.volumes.VolumePairDataset` /
   :class:`~cryoden.training.volumes.VolumeSingleDataset`), then applied to the test halves by
   :class:`~cryoden.inference.volume.VolumeDenoiser`.
@@ -36,7 +36,7 @@ from cryoden.metrics.fourier import FourierCorrelation, fsc, resolution_crossing
 from cryoden.models import LoadedModel
 from cryoden.nets.config import NetworkConfig
 from cryoden.training import TrainConfig, train
-from cryoden.training.noise2void import Noise2Void
+from cryoden.training.noise2void import N2V2, Noise2Void
 from cryoden.training.volumes import VolumePairDataset, VolumeSingleDataset
 
 logger = logging.getLogger(__name__)
@@ -168,8 +168,9 @@ def train_learned(
         "initialised_from": "random weights" if initial_weights is None else "previous SNR",
     }
     scheme: Noise2Void | str = LEARNED[method]
-    if method == "n2v":  # the blind spot the training command would choose (auto)
-        scheme = Noise2Void.for_volumes([v for pair in pairs for v in pair], loss=train_config.loss)
+    if method == "n2v":  # the variant and blind spot the training command chooses for volumes
+        scheme = N2V2.for_volumes([v for pair in pairs for v in pair], loss=train_config.loss)
+        record["scheme"] = scheme.name
         record["blind_spot"] = scheme.blind_spot.spec
         record["noise_correlation"] = scheme.noise_correlation
     try:

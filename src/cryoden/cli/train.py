@@ -409,7 +409,8 @@ def _pairs(scheme: str) -> Callable[[dict[str, Any]], None]:
 
 
 def _n2v(options: dict[str, Any]) -> None:
-    variant = options["variant"]
+    chosen = options["variant"]
+    variant = "n2v" if chosen == "auto" else chosen  # images; volumes choose again below
     network = _network_config("n2v", options)
     if variant == "n2v2":
         if network.arch != "unet":
@@ -422,6 +423,8 @@ def _n2v(options: dict[str, Any]) -> None:
         options["images"], mask=options["mask"], max_files=options["max_micrographs"]
     )
     if volumes is not None:  # tomograms: a 3D network, the blind spot from their noise
+        variant = "n2v2" if chosen == "auto" else chosen
+        options["variant"] = variant
         network = _network_config("n2v", {**options, "dims": 3})
         network = n2v2_network_config(network) if variant == "n2v2" else network
         with flag_names(FLAGS):
@@ -431,6 +434,7 @@ def _n2v(options: dict[str, Any]) -> None:
         options["blind_spot"] = scheme.blind_spot.spec
         _run(scheme, volumes.dataset, network, options, volumes.summary, volumes.preview)
         return
+    options["variant"] = variant
     inputs = single_inputs(options["images"], max_micrographs=options["max_micrographs"])
     inputs = with_sample_masks(inputs, options["mask"])
     with flag_names(FLAGS):  # the noise of the training images decides the blind spot
@@ -508,17 +512,20 @@ correlates (structured:X,Y), so that the network cannot learn to copy correlated
 noise keeps the plain one-pixel blind spot. The choice and the measured correlation are stored
 in the model (cryoden models info shows them).
 
-Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with the
-one-voxel blind spot; --mask auto (their default: local variance), none, or one MRC mask.""",
+Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with N2V2
+(the default --variant for volumes: no top skip, so the back-projected noise does not pass
+straight through) and a blind spot measured in 3D; --mask auto (their default: local
+variance), none, or one MRC mask.""",
     {
         **IMAGES,
         "variant": (
             str,
             typer.Option(
-                "n2v",
+                "auto",
                 "--variant",
-                help="n2v (Krull 2019) or n2v2 (blur-pool, no top skip, median).",
-                callback=choice("--variant", ("n2v", "n2v2")),
+                help="n2v (Krull 2019), n2v2 (blur-pool, no top skip, median) or auto (n2v "
+                "for images, n2v2 for volumes).",
+                callback=choice("--variant", ("auto", "n2v", "n2v2")),
             ),
         ),
         "blind_spot": (
