@@ -514,8 +514,8 @@ in the model (cryoden models info shows them).
 
 Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with N2V2
 (the default --variant for volumes: no top skip, so the back-projected noise does not pass
-straight through) and a blind spot measured in 3D; --mask auto (their default: local
-variance), none, or one MRC mask.""",
+straight through) and a blind spot chosen from their noise correlation along x, y and z
+(structured:X,Y,Z); --mask auto (their default: local variance), none, or one MRC mask.""",
     {
         **IMAGES,
         "variant": (
