@@ -45,15 +45,14 @@ def _image_pixels(image: Any) -> np.ndarray:
     return np.asarray(view, dtype=np.float32)
 
 
-class _AutoMasks(Sequence[np.ndarray]):
-    """One :func:`~cryoden.filters.sample_mask.sample_mask` per image, computed on demand."""
+class _Masks(Sequence[np.ndarray]):
+    """One boolean mask per training image, made on demand by :meth:`_mask`; the sample
+    fraction of each mask made is kept in ``fractions``."""
 
-    def __init__(self, dataset: ImageDataset) -> None:
-        self.dataset = dataset
-        self.fractions: list[float] = []
+    fractions: list[float]
 
-    def __len__(self) -> int:
-        return len(self.dataset)
+    def _mask(self, index: int) -> np.ndarray:
+        raise NotImplementedError
 
     @overload
     def __getitem__(self, index: int) -> np.ndarray: ...
@@ -62,12 +61,26 @@ class _AutoMasks(Sequence[np.ndarray]):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        return self._mask(index)
+
+
+class _AutoMasks(_Masks):
+    """One :func:`~cryoden.filters.sample_mask.sample_mask` per image, computed on demand."""
+
+    def __init__(self, dataset: ImageDataset) -> None:
+        self.dataset = dataset
+        self.fractions = []
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _mask(self, index: int) -> np.ndarray:
         mask = sample_mask(_image_pixels(self.dataset.images[index]))
         self.fractions.append(float(mask.mean()))
         return mask
 
 
-class _FileMasks(Sequence[np.ndarray]):
+class _FileMasks(_Masks):
     """Masks read from one MRC file: one for all images, or one per image."""
 
     def __init__(self, path: Path, shapes: list[tuple[int, int]]) -> None:
@@ -81,18 +94,12 @@ class _FileMasks(Sequence[np.ndarray]):
                 f"({len(shapes)}), got shape {data.shape}",
             )
         self.path, self.data, self.shapes = path, data, shapes
-        self.fractions: list[float] = []
+        self.fractions = []
 
     def __len__(self) -> int:
         return len(self.shapes)
 
-    @overload
-    def __getitem__(self, index: int) -> np.ndarray: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[np.ndarray]: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _mask(self, index: int) -> np.ndarray:
         mask = self.data[0 if self.data.shape[0] == 1 else index] != 0
         if tuple(mask.shape) != tuple(self.shapes[index]):
             raise InputFileError(

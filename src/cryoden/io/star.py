@@ -307,7 +307,12 @@ def write_star_with_outputs(
     for name, values in extra.items():
         table[name] = list(values)
     keep = [out is not None for out in outputs]
-    table = table[keep].reset_index(drop=True)
+    write_star_with_table(star, table[keep].reset_index(drop=True), out_path)
+
+
+def write_star_with_table(star: MicrographsStar, table: Any, out_path: PathLike) -> None:
+    """Write ``star`` to ``out_path`` (atomically) with its data table replaced by ``table``;
+    every other block is written as read."""
     blocks: dict[str, Any] = {}
     for name, block in star.blocks.items():
         if name == star.table:

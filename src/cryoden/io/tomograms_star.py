@@ -20,13 +20,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import starfile
 
 from cryoden.errors import InputFileError, ParameterError
-from cryoden.io.atomic import atomic_output
-from cryoden.io.star import MicrographsStar, as_written, read_star_table, star_paths
+from cryoden.io.star import (
+    MicrographsStar,
+    as_written,
+    read_star_table,
+    star_paths,
+    write_star_with_table,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -173,14 +178,5 @@ def write_tomograms_star(
         )
     base = Path(os.path.abspath(project_dir if project_dir is not None else Path.cwd()))
     table[DENOISED_COLUMN] = ["" if p is None else as_written(Path(p), base) for p in denoised]
-    table = table[[p is not None for p in denoised]].reset_index(drop=True)
-    blocks: dict[str, Any] = {}
-    for name, block in star.blocks.items():
-        if name == star.table:
-            blocks[name] = table
-        elif name in star.simple_blocks:
-            blocks[name] = block.iloc[0].to_dict()
-        else:
-            blocks[name] = block
-    with atomic_output(out_path) as tmp:
-        starfile.write(blocks, tmp)
+    kept = table[[p is not None for p in denoised]].reset_index(drop=True)
+    write_star_with_table(star, kept, out_path)
