@@ -20,6 +20,7 @@ from cryoden.errors import ParameterError
 from cryoden.simulation.noise_streams import NoiseLevel
 from cryoden.simulation.tilt_series import reconstruct_wbp, tilt_angles
 from cryoden.simulation.tomo_dataset import TomogramSimulator
+from cryoden.training.noise2void import VOLUME_N2V_MIN_SNR
 
 from .tomo_helpers import TEST_CLUMPS, TRAIN_CLUMPS, particle_map
 
@@ -117,6 +118,18 @@ def test_tiny_study_end_to_end(tmp_path, structures, one_thread):
             assert row["psnr"] > noisy[row["snr"]]
         if row["status"] == "ok":
             assert len(row["fsc"]["correlation"]) == len(row["fsc"]["frequency_nyquist"])
+    n2v = sorted(
+        (r["training"] for r in results["results"] if r["method"] == "n2v"),
+        key=lambda t: -t["volume_snr"],  # the order they trained in: the highest SNR first
+    )
+    for before, training in zip([None, *n2v], n2v, strict=False):
+        # the variant from the measured voxel SNR, N2V2's network with it; warm-started only
+        # from a model of the same network
+        expected = "n2v" if training["volume_snr"] >= VOLUME_N2V_MIN_SNR else "n2v2"
+        assert training["scheme"] == expected
+        assert training["network"]["top_skip"] == (expected == "n2v")
+        same = before is not None and before["network"] == training["network"]
+        assert training["initialised_from"] == ("previous SNR" if same else "random weights")
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5
     for name in ("montage_xy.png", "montage_xz.png", "fsc.png", "psnr_vs_snr.png"):

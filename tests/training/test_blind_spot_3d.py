@@ -13,11 +13,12 @@ from cryoden.training.blind_spot import PIXEL, BlindSpot, choose_blind_spot, par
 from cryoden.training.blind_spot_3d import (
     blind_spot_mask_3d,
     measure_volume_noise_correlation,
+    measure_volume_snr,
     resolve_volume_blind_spot,
     structured_blind_mask_3d,
     structured_cell_size_3d,
 )
-from cryoden.training.noise2void import Noise2Void
+from cryoden.training.noise2void import VOLUME_N2V_MIN_SNR, Noise2Void, volume_variant
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,3 +107,31 @@ def test_noise2void_for_volumes_chooses_and_records_the_box():
     batch = torch.randn(2, 1, 16, 16, 16)
     masked = scheme.mask(batch, generator=generator)
     assert masked.inputs.shape == batch.shape and int(masked.mask.sum()) > 0
+
+
+def smooth_signal(shape, *, variance: float, seed: int) -> np.ndarray:
+    """A smooth random volume (no power near Nyquist) of the given variance."""
+    field = scipy.ndimage.gaussian_filter(np.random.default_rng(seed).normal(size=shape), 3.0)
+    return (field * np.sqrt(variance / field.var())).astype(np.float32)
+
+
+@pytest.mark.parametrize("snr", [0.05, 0.2, 1.0])
+def test_the_voxel_snr_of_single_volumes_is_measured(snr):
+    shape = (40, 64, 64)
+    signal = smooth_signal(shape, variance=snr, seed=5)
+    noise = correlated_noise(shape, z=0.35, x=-0.2, seed=6)
+    measured = measure_volume_snr([signal + noise / noise.std()])
+    # the central sections hold a little less than the whole volume's signal variance
+    assert snr * 0.7 < measured < snr * 1.1 + 0.01
+    with pytest.raises(ParameterError, match="no power in the noise band"):
+        measure_volume_snr([np.ones(shape, np.float32)])
+
+
+def test_volumes_train_n2v2_when_noisy_and_n2v_when_clean():
+    shape = (40, 64, 64)
+    noise = correlated_noise(shape, z=0.35, x=-0.2, seed=7)
+    low = smooth_signal(shape, variance=VOLUME_N2V_MIN_SNR / 4, seed=8) + noise
+    high = smooth_signal(shape, variance=VOLUME_N2V_MIN_SNR * 4, seed=8) + noise
+    assert volume_variant([low])[0] == "n2v2"
+    variant, snr = volume_variant([high])
+    assert variant == "n2v" and snr >= VOLUME_N2V_MIN_SNR

@@ -29,7 +29,6 @@ from cryoden.errors import ParameterError
 from cryoden.nets.config import NetworkConfig
 from cryoden.simulation.tomo_config import TomogramConfig
 from cryoden.training.defaults import DEFAULT_UNET_3D
-from cryoden.training.noise2void import N2V2_NETWORK_TWEAKS
 
 TOMO_PRESETS: tuple[str, ...] = ("tiny", "quick", "full")
 
@@ -82,9 +81,9 @@ class TomoStudyConfig:
         blocks at half size); by default the training command's default 3D network
         (:data:`cryoden.training.defaults.DEFAULT_UNET_3D`).
     n2v_depth
-        The depth of Noise2Void's U-Net instead (N2V2's: blur-pool, no top skip; no
-        space-to-depth): its structured blind spot hides the voxels around each masked one, so
-        it needs a wider receptive field to see past them.
+        The depth of Noise2Void's U-Net instead (no space-to-depth; N2V2's blur-pool and no
+        top skip where N2V2 is chosen): its structured blind spot hides the voxels around
+        each masked one, so it needs a wider receptive field to see past them.
     train_steps, cold_start_factor, steps_per_epoch, patch, batch, learning_rate,
     warm_start_lr_factor
         The training recipe (see the module docstring).
@@ -185,12 +184,13 @@ class TomoStudyConfig:
         return len(self.learned_methods) * per_method
 
     def network(self, method: str = "n2n") -> NetworkConfig:
-        """The 3D U-Net ``method`` trains (Noise2Void: N2V2's network at depth ``n2v_depth``,
-        voxel-wise)."""
+        """The 3D U-Net ``method`` trains (Noise2Void: depth ``n2v_depth``, voxel-wise, with
+        N2V2's tweaks at the SNRs where N2V2 is chosen; see
+        :func:`~cryoden.benchmark.tomo_methods.learned_scheme`)."""
         if method == "n2v":
             return NetworkConfig(
                 arch="unet", dims=3, base_channels=self.base_channels, depth=self.n2v_depth,
-                space_to_depth=1, **N2V2_NETWORK_TWEAKS,
+                space_to_depth=1,
             )  # fmt: skip
         return NetworkConfig(
             arch="unet",

@@ -6,9 +6,9 @@ Noise2Void, and PSNR / CC / FSC against the clean reconstruction.
   against their clean reconstructions* (an oracle real data lacks: the best these filters can
   do, the bar the learned methods must beat).
 * **Learned** (``n2n``: pairs of even/odd half tomograms; ``n2v``: every half as a single
-  volume: N2V2, with the blind spot chosen from the training tomograms' measured noise
-  correlation, as ``cryoden train n2v`` does for volumes): a 3D U-Net trained for a fixed number of optimiser steps
-  (:func:`cryoden.training.train` on :class:`~cryoden.training.volumes.VolumePairDataset` /
+  volume: the variant chosen from the training tomograms' measured voxel SNR and the blind
+  spot from their measured noise correlation, as ``cryoden train n2v`` does for volumes): a 3D
+  U-Net trained for a fixed number of optimiser steps (:func:`cryoden.training.train` on :class:`~cryoden.training.volumes.VolumePairDataset` /
   :class:`~cryoden.training.volumes.VolumeSingleDataset`), then applied to the test halves by
   :class:`~cryoden.inference.volume.VolumeDenoiser`.
 
@@ -36,7 +36,7 @@ from cryoden.metrics.fourier import FourierCorrelation, fsc, resolution_crossing
 from cryoden.models import LoadedModel
 from cryoden.nets.config import NetworkConfig
 from cryoden.training import TrainConfig, train
-from cryoden.training.noise2void import N2V2, Noise2Void
+from cryoden.training.noise2void import N2V2, Noise2Void, n2v2_network_config, volume_variant
 from cryoden.training.volumes import VolumePairDataset, VolumeSingleDataset
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,36 @@ def training_sets(
     raise ParameterError(f"unknown learned method {method!r}; known: {', '.join(LEARNED)}")
 
 
+def learned_scheme(
+    method: str,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    network: NetworkConfig,
+    *,
+    loss: str = "l2",
+) -> tuple[Noise2Void | str, NetworkConfig, dict[str, Any]]:
+    """The scheme and network ``method`` trains on these halves, and a record of the choice.
+
+    Noise2Noise takes ``network`` as given. Noise2Void makes the choices ``cryoden train n2v``
+    makes for volumes: the variant from the halves' measured voxel SNR
+    (:func:`~cryoden.training.noise2void.volume_variant`; N2V2's network tweaks where it is
+    N2V2) and the blind spot from their measured noise correlation."""
+    if method != "n2v":
+        return LEARNED[method], network, {"scheme": LEARNED[method]}
+    volumes = [v for pair in pairs for v in pair]
+    variant, snr = volume_variant(volumes)
+    cls = N2V2 if variant == "n2v2" else Noise2Void
+    scheme = cls.for_volumes(volumes, loss=loss)
+    if variant == "n2v2":
+        network = n2v2_network_config(network)
+    return scheme, network, {
+        "scheme": scheme.name,
+        "volume_snr": round(snr, 4),
+        "blind_spot": scheme.blind_spot.spec,
+        "noise_correlation": scheme.noise_correlation,
+        "network": network.to_dict(),
+    }
+
+
 def train_learned(
     method: str,
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -158,21 +188,20 @@ def train_learned(
     *,
     out: Path,
     initial_weights: Mapping[str, torch.Tensor] | None = None,
+    setup: tuple[Noise2Void | str, NetworkConfig, dict[str, Any]] | None = None,
 ) -> tuple[LoadedModel | None, dict[str, Any]]:
     """Train ``method`` on the training halves; the model (None when degenerate) and a
-    record of the training."""
+    record of the training. The scheme and network are ``setup`` when given (from
+    :func:`learned_scheme`), else chosen by it from ``network``, the base one."""
     start = time.perf_counter()
+    if setup is None:
+        setup = learned_scheme(method, pairs, network, loss=train_config.loss)
+    scheme, network, choice = setup
     record: dict[str, Any] = {
-        "scheme": LEARNED[method],
         "steps_planned": train_config.max_steps,
         "initialised_from": "random weights" if initial_weights is None else "previous SNR",
+        **choice,
     }
-    scheme: Noise2Void | str = LEARNED[method]
-    if method == "n2v":  # the variant and blind spot the training command chooses for volumes
-        scheme = N2V2.for_volumes([v for pair in pairs for v in pair], loss=train_config.loss)
-        record["scheme"] = scheme.name
-        record["blind_spot"] = scheme.blind_spot.spec
-        record["noise_correlation"] = scheme.noise_correlation
     try:
         result = train(
             scheme,

@@ -33,6 +33,7 @@ from cryoden.benchmark.tomo_methods import (
     FILTER_PARAMETERS,
     LEARNED,
     denoise_volumes,
+    learned_scheme,
     oracle_filter,
     score_volumes,
     train_learned,
@@ -134,20 +135,23 @@ def _run_learned(
 ) -> list[dict[str, Any]]:
     rows = []
     for method in config.learned_methods:
-        network = config.network(method)
+        base = config.network(method)
         previous: LoadedModel | None = None
         for position, snr in enumerate(config.snr_order):
             start = time.perf_counter()
-            warm = previous is not None
+            setup = learned_scheme(method, train_set.halves(snr), base)
+            # warm-started from the previous SNR's model where the network is the same
+            warm = previous is not None and previous.config.network == setup[1]
             recipe = train_config(config, method, position, warm=warm)
-            initial = previous.network.state_dict() if previous is not None else None
+            initial = previous.network.state_dict() if previous is not None and warm else None
             model, record = train_learned(
                 method,
                 train_set.halves(snr),
-                network,
+                base,
                 recipe,
                 out=workdir / f"{method}-{snr:.4f}.safetensors",
                 initial_weights=initial,
+                setup=setup,
             )
             if model is None:
                 rows.append(_row(method, snr, {}, start, training=record, status="degenerate"))

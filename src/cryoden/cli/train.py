@@ -82,7 +82,13 @@ from cryoden.training.blind_spot import BLIND_SPOT_HELP, noise_check, parse_blin
 from cryoden.training.defaults import DEFAULT_UNET, default_network
 from cryoden.training.losses import LOSSES
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
-from cryoden.training.noise2void import N2V2, Noise2Void, n2v2_network_config
+from cryoden.training.noise2void import (
+    N2V2,
+    VOLUME_N2V_MIN_SNR,
+    Noise2Void,
+    n2v2_network_config,
+    volume_variant,
+)
 
 logger = logging.getLogger("cryoden.cli.train")
 
@@ -423,7 +429,11 @@ def _n2v(options: dict[str, Any]) -> None:
         options["images"], mask=options["mask"], max_files=options["max_micrographs"]
     )
     if volumes is not None:  # tomograms: a 3D network, the blind spot from their noise
-        variant = "n2v2" if chosen == "auto" else chosen
+        if chosen == "auto":  # the measured voxel SNR decides (see volume_variant)
+            variant, snr = volume_variant(volumes.dataset.volumes)
+            options["volume_snr"] = round(snr, 4)
+        else:
+            variant = chosen
         options["variant"] = variant
         network = _network_config("n2v", {**options, "dims": 3})
         network = n2v2_network_config(network) if variant == "n2v2" else network
@@ -496,7 +506,7 @@ input only, so the output comes back in the input's intensity scale.""",
 )
 n2v = _subcommand(
     "n2v",
-    """Noise2Void: blind-spot training from single noisy images.
+    f"""Noise2Void: blind-spot training from single noisy images.
 
 Example:
 
@@ -512,10 +522,12 @@ correlates (structured:X,Y), so that the network cannot learn to copy correlated
 noise keeps the plain one-pixel blind spot. The choice and the measured correlation are stored
 in the model (cryoden models info shows them).
 
-Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with N2V2
-(the default --variant for volumes: no top skip, so the back-projected noise does not pass
-straight through) and a blind spot chosen from their noise correlation along x, y and z
-(structured:X,Y,Z); --mask auto (their default: local variance), none, or one MRC mask.""",
+Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with a blind
+spot chosen from their noise correlation along x, y and z (structured:X,Y,Z). --variant auto
+chooses from their voxel SNR, measured on xy sections: N2V2 below {VOLUME_N2V_MIN_SNR:g} (no top skip, so
+the weak back-projected noise correlations beyond the blind spot do not pass straight through),
+plain N2V from {VOLUME_N2V_MIN_SNR:g} (its top skip keeps the fine detail a less noisy tomogram has). --mask
+auto (their default: local variance), none, or one MRC mask.""",
     {
         **IMAGES,
         "variant": (
@@ -524,7 +536,7 @@ straight through) and a blind spot chosen from their noise correlation along x, 
                 "auto",
                 "--variant",
                 help="n2v (Krull 2019), n2v2 (blur-pool, no top skip, median) or auto (n2v "
-                "for images, n2v2 for volumes).",
+                "for images; for volumes, chosen from their measured SNR).",
                 callback=choice("--variant", ("auto", "n2v", "n2v2")),
             ),
         ),

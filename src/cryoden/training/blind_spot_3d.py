@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from cryoden.errors import ParameterError
-from cryoden.metrics.noise_stats import noise_autocorrelation_single
+from cryoden.metrics.noise_stats import noise_autocorrelation_single, noise_variance_single
 from cryoden.training.blind_spot import (
     MEASURED_LAGS,
     BlindSpot,
@@ -267,6 +267,22 @@ def _central(section: np.ndarray) -> np.ndarray:
     )
 
 
+def _checked_volumes(volumes: Sequence[Any]) -> Sequence[Any]:
+    """``volumes``, once each is known to be 3D and large enough to measure."""
+    if len(volumes) == 0:
+        raise ParameterError("no training volumes to measure the noise of")
+    for volume in volumes:
+        shape = tuple(getattr(volume, "shape", ()))
+        if len(shape) != 3:
+            raise ParameterError(f"expected volumes (Z, Y, X), got shape {shape}")
+        if min(shape) < MEASURE_MIN_SIDE_VOXELS:
+            raise ParameterError(
+                f"measuring the noise needs volumes of at least {MEASURE_MIN_SIDE_VOXELS} "
+                f"voxels along each axis, got {shape}"
+            )
+    return volumes
+
+
 def _sections(volume: Any, axis: int) -> list[np.ndarray]:
     """Up to :data:`MEASURE_SECTIONS` sections of ``volume`` across ``axis`` (0: xy sections,
     1: xz sections), evenly spread over its central half; each read from a memory map alone."""
@@ -297,25 +313,33 @@ def measure_volume_noise_correlation(
         For no volumes, a volume that is not 3D, or one under
         :data:`MEASURE_MIN_SIDE_VOXELS` along an axis.
     """
-    if len(volumes) == 0:
-        raise ParameterError("no training volumes to measure the noise of")
     xy: list[np.ndarray] = []
     xz: list[np.ndarray] = []
-    for volume in volumes:
-        shape = tuple(getattr(volume, "shape", ()))
-        if len(shape) != 3:
-            raise ParameterError(f"expected volumes (Z, Y, X), got shape {shape}")
-        if min(shape) < MEASURE_MIN_SIDE_VOXELS:
-            raise ParameterError(
-                f"measuring the noise needs volumes of at least {MEASURE_MIN_SIDE_VOXELS} "
-                f"voxels along each axis, got {shape}"
-            )
+    for volume in _checked_volumes(volumes):
         xy += _sections(volume, 0)
         xz += _sections(volume, 1)
     in_plane = noise_autocorrelation_single(xy, max_lag=max_lag)
     across = noise_autocorrelation_single(xz, max_lag=max_lag)  # its "y" is the volume's z
     measured = {"x": in_plane["x"], "y": in_plane["y"], "z": across["y"]}
     return {axis: [round(float(v), 4) for v in measured[axis]] for axis in ("x", "y", "z")}
+
+
+def measure_volume_snr(volumes: Sequence[Any]) -> float:
+    """The voxel SNR of single noisy volumes ``(Z, Y, X)``: ``(s - v) / v`` over the xy
+    sections :func:`measure_volume_noise_correlation` reads, ``s`` their pooled variance and
+    ``v`` the noise variance read from their high-frequency band
+    (:func:`cryoden.metrics.noise_stats.noise_variance_single`). Overestimated where the signal
+    has power in that band; can be negative near SNR 0.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`measure_volume_noise_correlation`.
+    """
+    sections = [s for volume in _checked_volumes(volumes) for s in _sections(volume, 0)]
+    noise = noise_variance_single(sections)  # refuses sections without noise
+    total = float(np.var(np.stack(sections), dtype=np.float64))
+    return (total - noise) / noise
 
 
 def resolve_volume_blind_spot(

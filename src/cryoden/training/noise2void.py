@@ -45,6 +45,7 @@ from cryoden.training.blind_spot import BlindSpot, parse_blind_spot, resolve_bli
 from cryoden.training.blind_spot_3d import (
     REPLACEMENTS,
     blind_spot_mask_3d,
+    measure_volume_snr,
     resolve_volume_blind_spot,
 )
 from cryoden.training.losses import check_loss, regression_loss
@@ -61,6 +62,13 @@ logger = logging.getLogger(__name__)
 
 #: Default fraction of masked pixels: one per 5 x 5 cell (see :class:`Noise2Void`).
 DEFAULT_MASK_FRACTION = 0.04
+
+#: The voxel SNR of the training volumes (:func:`~cryoden.training.blind_spot_3d.measure_volume_snr`)
+#: from which volumes train plain Noise2Void rather than N2V2 (:func:`volume_scheme`). The top
+#: skip connection passes fine detail, which a high-SNR tomogram has to give, but also lets the
+#: network combine the weak back-projected noise correlations that reach beyond the blind spot,
+#: which dominate the error of a low-SNR one.
+VOLUME_N2V_MIN_SNR = 0.2
 
 #: The network options N2V2 sets (blur-pool downsampling, no top-level skip connection).
 N2V2_NETWORK_TWEAKS: dict[str, Any] = {"blurpool": True, "top_skip": False}
@@ -332,3 +340,23 @@ class N2V2(Noise2Void):
     def network_tweaks(self) -> dict[str, Any]:
         """Blur-pool downsampling and no top-level skip (:data:`N2V2_NETWORK_TWEAKS`)."""
         return dict(N2V2_NETWORK_TWEAKS)
+
+
+def volume_variant(volumes: Sequence[Any]) -> tuple[str, float]:
+    """The blind-spot variant (``"n2v"`` or ``"n2v2"``) that trains on these volumes ``(Z, Y,
+    X)``, and their measured voxel SNR it is chosen from: plain Noise2Void at and above
+    :data:`VOLUME_N2V_MIN_SNR`, N2V2 below.
+
+    Raises
+    ------
+    ParameterError
+        For volumes that cannot be measured (see
+        :func:`~cryoden.training.blind_spot_3d.measure_volume_snr`).
+    """
+    snr = measure_volume_snr(volumes)
+    variant = "n2v" if snr >= VOLUME_N2V_MIN_SNR else "n2v2"
+    logger.info(
+        "voxel SNR of the training volumes %.3f (%s %g): %s",
+        snr, ">=" if variant == "n2v" else "<", VOLUME_N2V_MIN_SNR, variant,
+    )  # fmt: skip
+    return variant, snr
