@@ -47,6 +47,7 @@ def test_structured_3d_boxes_are_strict_and_only_their_centres_are_scored():
     )
     boxes = structured_blind_mask_3d(mask, radius)
     cell = structured_cell_size_3d(radius)
+    assert 5 * 1 * 7 / cell**3 <= 1 / 8  # the boxes hide at most an eighth of the voxels
     assert cell >= 4 and int(mask.sum()) <= 2 * np.prod([-(-s // cell) for s in (20, 18, 22)])
     assert int(boxes.sum()) > int(mask.sum()) > 0
     # no voxel of any box reaches the inputs: not itself, not as a replacement elsewhere

@@ -176,13 +176,14 @@ def replacement_values_3d(
 
 def structured_cell_size_3d(blind_radius: tuple[int, int, int]) -> int:
     """The smallest cubic stratification cell for a structured blind spot of radii ``(rz, ry,
-    rx)``: the side of a cube of the box's volume (``(1, 0, 2)``: a 5 x 1 x 3 box, cells of
-    3 x 3 x 3), so that boxes of neighbouring cells barely overlap. Denser than the 2D rule
-    (:func:`~cryoden.training.blind_spot.structured_cell_size`): a tomogram's voxels carry little
-    signal each, and the loss is taken at the cells' centres alone, so more centres per patch
-    give a less noisy gradient; the boxes still leave most of each one's window visible."""
+    rx)``: twice the side of a cube of the box's volume (``(1, 0, 2)``: a 5 x 1 x 3 box, cells
+    of 5 x 5 x 5), so that the boxes hide at most about an eighth of the voxels, the 3D form
+    of the 2D rule (:func:`~cryoden.training.blind_spot.structured_cell_size`). Denser cells
+    score more voxels per patch but hide so much of each one that the network, which sees no
+    boxes at inference, learns from inputs unlike the ones it will denoise."""
     rz, ry, rx = blind_radius
-    return math.ceil(((2 * rz + 1) * (2 * ry + 1) * (2 * rx + 1)) ** (1.0 / 3.0) - 1e-9)
+    side = ((2 * rz + 1) * (2 * ry + 1) * (2 * rx + 1)) ** (1.0 / 3.0)
+    return math.ceil(2.0 * side - 1e-9)
 
 
 def structured_blind_mask_3d(
