@@ -36,12 +36,23 @@ def _study_lines(name: str, run: dict[str, Any]) -> list[str]:
             if r["method"] == "n2v" and (r.get("training") or {}).get("blind_spot")
         }
     )
+    variants = [
+        f"{r['snr']:g}: {r['training']['scheme']} ({r['training']['volume_snr']:.3f})"
+        for r in sorted(study["results"], key=lambda r: -r["snr"])
+        if r["method"] == "n2v" and "volume_snr" in (r.get("training") or {})
+    ]
+    chosen = (
+        f" Noise2Void variant by tilt SNR (the training tomograms' measured voxel SNR): "
+        f"{'; '.join(variants)}."
+        if variants
+        else ""
+    )
     lines = [
         f"{_link(name)} ({run['provenance'].get('date', '–')}, commit "
         f"`{run['provenance']['git_commit'][:7]}`): seed {config['seed']}, "
         f"{config['threads']} thread(s), {config['train_steps']} steps per cell "
         f"({config['cold_start_factor']}× for the first); networks: {net_text}; "
-        f"Noise2Void blind spot: {', '.join(blind) or 'one voxel'}.",
+        f"Noise2Void blind spot: {', '.join(blind) or 'one voxel'}.{chosen}",
     ]
     command = run.get("command")
     if command:
