@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by the tests
 import results_tomo  # noqa: E402
+from results_format import file_link, signed  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -111,18 +112,6 @@ def _db(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")
-
-
-def _signed3(x: float) -> str:
-    return f"{x:+.3f}".replace("-", "−")
-
-
-def _file_link(name: str, prefix: str = "../benchmarks/results/") -> str:
-    return f"[`{name.removesuffix('.json')}`]({prefix}{name})"
-
-
 def _commit(run: dict) -> str:
     return f"`{run['provenance']['git_commit'][:7]}`"
 
@@ -185,12 +174,12 @@ def headline(runs: dict[str, dict], prefix: str = "benchmarks/results/") -> str:
         for s in seeds:
             result = quality[s]["methods"].get(method)
             cells.append(
-                f"{_db(result['psnr'])} ({_signed(result['margin_over_best_oracle_db'])})"
+                f"{_db(result['psnr'])} ({signed(result['margin_over_best_oracle_db'])})"
                 if result
                 else "–"
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    files = ", ".join(_file_link(HEADLINE_QUALITY[s], prefix) for s in seeds)
+    files = ", ".join(file_link(HEADLINE_QUALITY[s], prefix) for s in seeds)
     lines += ["", f"Runs: {files}.", ""]
     inference = runs[HEADLINE_INFERENCE]
     lines += [
@@ -203,7 +192,7 @@ def headline(runs: dict[str, dict], prefix: str = "benchmarks/results/") -> str:
         lines.append(f"| {size}² | {row['wall_s']:.2f} | {row['peak_rss_mib']:.0f} |")
     lines += [
         "",
-        f"Run: {_file_link(HEADLINE_INFERENCE, prefix)}, on {inference['provenance']['machine']}.",
+        f"Run: {file_link(HEADLINE_INFERENCE, prefix)}, on {inference['provenance']['machine']}.",
     ]
     return "\n".join(lines)
 
@@ -237,10 +226,10 @@ def _quality_section(runs: dict[str, dict]) -> list[str]:
             full = result.get("psnr_full_size_inference")
             hf = result.get("high_frequency_power_ratio")
             out.append(
-                f"| {_file_link(name)} | {run['provenance'].get('date', '–')} | {_commit(run)} | {seed} "
+                f"| {file_link(name)} | {run['provenance'].get('date', '–')} | {_commit(run)} | {seed} "
                 f"| {_method(method, run)} | {_network(result['network'])} "
-                f"| {_db(result['psnr'])} | {_signed(result['margin_over_best_oracle_db'])} "
-                f"| {_signed3(result['psnr'] - fp32) if fp32 is not None else '–'} "
+                f"| {_db(result['psnr'])} | {signed(result['margin_over_best_oracle_db'])} "
+                f"| {signed(result['psnr'] - fp32, 3) if fp32 is not None else '–'} "
                 f"| {_db(full) if full is not None else '–'} "
                 f"| {f'{hf:.2g}' if hf is not None else '–'} | {result['epochs']} |"
             )
@@ -255,7 +244,7 @@ def _quality_section(runs: dict[str, dict]) -> list[str]:
     for name, run in _quality_runs(runs):
         low, gauss = run["oracle_lowpass"], run["oracle_gaussian"]
         out.append(
-            f"| {_file_link(name)} | {run['setting']['seed']} | {_db(run['noisy_psnr'])} "
+            f"| {file_link(name)} | {run['setting']['seed']} | {_db(run['noisy_psnr'])} "
             f"| {_db(low['psnr'])} | {low['best_parameter']:.3f} | {_db(gauss['psnr'])} "
             f"| {gauss['best_parameter']:.2f} |"
         )
@@ -277,7 +266,7 @@ def _derived_section(runs: dict[str, dict]) -> list[str]:
     for label, members in REPEATS.items():
         scores = [_score(runs[f], m) for f, m in members]
         out.append(
-            f"| {label} | {', '.join(_file_link(f) for f, _ in members)} "
+            f"| {label} | {', '.join(file_link(f) for f, _ in members)} "
             f"| {', '.join(_db(s) for s in scores)} | {max(scores) - min(scores):.2f} |"
         )
     out += [
@@ -331,7 +320,7 @@ def _study_section(runs: dict[str, dict]) -> list[str]:
         out += [
             f"### {name.removesuffix('.json')}",
             "",
-            f"{_file_link(name)} ({prov.get('date', '–')}, {_commit(run)}, seed {seed}): "
+            f"{file_link(name)} ({prov.get('date', '–')}, {_commit(run)}, seed {seed}): "
             f"{prov.get('description', '')}",
             "",
             f"Wall time of the whole study: {minutes} min {seconds} s."
@@ -366,7 +355,7 @@ def _study_section(runs: dict[str, dict]) -> list[str]:
             margin = result.get("smallest_cc_margin_over_noisy")
             gap = result.get("gap_to_supervised_db")
             gap_text = (
-                f"{_signed(gap[0])} / {_signed(gap[-1])}"
+                f"{signed(gap[0])} / {signed(gap[-1])}"
                 if gap and gap[0] is not None and gap[-1] is not None
                 else "–"
             )
@@ -404,7 +393,7 @@ def _inference_section(runs: dict[str, dict]) -> list[str]:
         out += [
             f"### {name.removesuffix('.json')}",
             "",
-            f"{_file_link(name)} ({prov.get('date', '–')}, {_commit(run)}, {run['threads']} threads): "
+            f"{file_link(name)} ({prov.get('date', '–')}, {_commit(run)}, {run['threads']} threads): "
             f"{prov.get('description', '')} Network: {_network(run['model'])}; conv micro-benchmark "
             f"{conv:.0f} GFLOP/s.",
             "",
@@ -452,7 +441,7 @@ def _provenance_section(runs: dict[str, dict]) -> list[str]:
         notes = " ".join(prov.get(k, "") for k in ("commit_note",) if prov.get(k))
         rebuilt = ", ".join(prov.get("reconstructed", [])) or "none"
         out += [
-            f"- {_file_link(name)}: {prov.get('description', '')}{' ' + notes if notes else ''}",
+            f"- {file_link(name)}: {prov.get('description', '')}{' ' + notes if notes else ''}",
             f"  cryoden {prov['cryoden_version']}, commit `{prov['git_commit']}`, "
             f"{prov.get('date', '–')}; {prov['machine']}; reconstructed: {rebuilt}.",
             f"  `{prov['command']}`",

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _link(name: str) -> str:
-    return f"[`{name.removesuffix('.json')}`](../benchmarks/results/{name})"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")
+from results_format import file_link as _link
+from results_format import signed as _signed
 
 
 def _net(config: dict[str, Any]) -> str:
