@@ -15,7 +15,9 @@ beats the best filter by at least 2 dB in every cell at SNR 0.05-0.5, and beats 
 Fine-tuning (``--finetune``): a new dataset of one held-out source at one condition; for each
 budget, Noise2Noise training from the general model's weights and from random weights (the same
 network), for the same wall time (``--minutes``, default 1, 3 and 10) or the same optimiser steps
-(``--budget-steps``), then the PSNR of each on held-out images of that dataset.
+(``--budget-steps``), then the PSNR of each on held-out images of that dataset. Each start
+takes its own recipe, as a user would: from the general model at ``train --init``'s learning
+rate (``--finetune-lr-factor`` times the default), from random weights at the default.
 
     python benchmarks/bench_general.py --finetune --json benchmarks/results/general_finetune_<date>.json
 
@@ -50,6 +52,7 @@ from cryoden.models.registry import file_sha256, resolve_model  # noqa: E402
 from cryoden.noise import STUDY_SNR_LEVELS  # noqa: E402
 from cryoden.training import TrainConfig, train  # noqa: E402
 from cryoden.training.data import PairDataset  # noqa: E402
+from cryoden.training.defaults import FINE_TUNE_LR_FACTOR  # noqa: E402
 
 SIGMAS_PX = np.geomspace(0.4, 12.0, 24)
 CUTOFFS_NYQUIST = np.geomspace(0.02, 1.0, 24)
@@ -59,6 +62,9 @@ BAR_SNR_FROM = 0.05
 #: Index offsets of the fine-tuning dataset's images in the test streams (the quality cells use
 #: indices below it).
 FINETUNE_TRAIN_INDEX, FINETUNE_TEST_INDEX = 100_000, 200_000
+
+#: The default learning rate (``TrainConfig``'s), which training from scratch uses.
+DEFAULT_LR = TrainConfig().learning_rate
 
 
 def passes_bar(snr: float, margin_db: float) -> bool:
@@ -171,6 +177,8 @@ def finetune(args, loaded) -> dict[str, Any]:
         for start in ("from_general", "from_scratch"):
             budget = {"max_steps": int(value)} if kind == "steps" else {
                 "epochs": 1_000_000, "max_minutes": float(value)}  # fmt: skip
+            if start == "from_general":  # what `cryoden train --init general` does
+                budget["learning_rate"] = DEFAULT_LR * args.finetune_lr_factor
             config = TrainConfig(
                 patch=min(64, args.size), batch_size=16, steps_per_epoch=25, seed=args.seed,
                 threads=args.threads, early_stopping_patience=None, **budget,
@@ -193,6 +201,8 @@ def finetune(args, loaded) -> dict[str, Any]:
             print(f"{kind} {value} {start}: {score:.2f} dB after {result.steps} steps", flush=True)
         budgets.append(row)
     return {
+        "learning_rate": {"from_scratch": DEFAULT_LR,
+                          "from_general": DEFAULT_LR * args.finetune_lr_factor},
         "dataset": {"source": source, **fixed, "n_train_pairs": args.finetune_train,
                     "n_test_images": args.n_images, "size_px": args.size},
         "reference": reference,
@@ -218,6 +228,11 @@ def main() -> None:
     parser.add_argument("--finetune-source", default="family:filament")
     parser.add_argument("--finetune-snr", type=float, default=0.05)
     parser.add_argument("--finetune-train", type=int, default=32, help="training pairs")
+    parser.add_argument(
+        "--finetune-lr-factor", type=float, default=FINE_TUNE_LR_FACTOR,
+        help="the fine-tuning learning rate as a fraction of the default (default: train "
+        "--init's)",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=lambda t: [float(x) for x in t.split(",")],
                         default=[1.0, 3.0, 10.0])  # fmt: skip
     parser.add_argument("--budget-steps", type=lambda t: [int(x) for x in t.split(",")],
@@ -248,11 +263,14 @@ def main() -> None:
     else:
         denoiser = Denoiser(loaded, device=args.device, threads=args.threads)
         body = {"benchmark": "general_model", "setting": setting, **quality(args, denoiser)}
+    steps = setting.get("model_training_steps")
+    trained = f" ({steps} training steps)" if steps is not None else ""
     what = (
-        "fine-tuning the shipped model against training from scratch on a held-out dataset"
+        f"fine-tuning the shipped model{trained} against training from scratch on a held-out "
+        "dataset"
         if args.finetune
-        else "the shipped general model against oracle filters on held-out structures, "
-        "shapes and seeds"
+        else f"the shipped general model{trained} against oracle filters on held-out "
+        "structures, shapes and seeds"
     )
     results = {"provenance": {**run_provenance(), "description": what}, **body}
     args.json.parent.mkdir(parents=True, exist_ok=True)

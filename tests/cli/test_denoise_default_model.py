@@ -3,12 +3,16 @@ range are warned about, a 3D volume is refused in one line; `train --init genera
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from cryoden.io import read_mrc, write_mrc
 from cryoden.models import load_model
 from cryoden.models.registry import resolve_model
+from cryoden.training import TrainConfig
+from cryoden.training.defaults import FINE_TUNE_LR_FACTOR
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,3 +102,8 @@ def test_fine_tuning_from_general_runs_a_few_steps(cli, tmp_path, blob_image, sc
     )
     assert tuned.config.network == general.config.network
     assert tuned.config.training["steps"] == 4
+    # fine-tuning runs at a fraction of the default learning rate (none was given)
+    log = json.loads((tmp_path / "tuned" / "training_log.json").read_text())
+    assert log["parameters"]["lr"] == pytest.approx(
+        TrainConfig().learning_rate * FINE_TUNE_LR_FACTOR
+    )

@@ -79,7 +79,7 @@ from cryoden.nets.config import (
 )
 from cryoden.training import SCHEMES, TrainConfig, train
 from cryoden.training.blind_spot import BLIND_SPOT_HELP, noise_check, parse_blind_spot
-from cryoden.training.defaults import DEFAULT_UNET, default_network
+from cryoden.training.defaults import DEFAULT_UNET, FINE_TUNE_LR_FACTOR, default_network
 from cryoden.training.losses import LOSSES
 from cryoden.training.neighbor2neighbor import Neighbor2Neighbor
 from cryoden.training.noise2void import (
@@ -196,6 +196,8 @@ def _run(
     summary: dict[str, Any],
     first_image: Any,
 ) -> None:
+    if options.get("init") is not None and options.get("lr") is None:
+        options["lr"] = TrainConfig().learning_rate * FINE_TUNE_LR_FACTOR  # fine-tuning
     config = _train_config(options)
     out = Path(options["out"])
     initial = None
@@ -326,7 +328,8 @@ SHARED: dict[str, tuple[type, Any]] = {
     "init": (Path, typer.Option(
         None, "--init", metavar="MODEL", help="Fine-tune this model (a folder, a file, or a "
         "shipped model's name such as general): start from its network and weights (its "
-        "network wins over --arch).")),
+        f"network wins over --arch), at {FINE_TUNE_LR_FACTOR:g} x the default --lr unless --lr "
+        "is given.")),
     "no_preview": (bool, no_preview_option("a training image beside the model's output")),
     "max_micrographs": (int, _count(
         "--max-micrographs", "Train on this many input files (or pairs), evenly spread over "

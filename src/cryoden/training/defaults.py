@@ -38,6 +38,11 @@ from cryoden.training.noise2void import N2V2_NETWORK_TWEAKS
 
 _PLAIN_UNET: dict[str, Any] = {"base_channels": 8, "depth": 4, "space_to_depth": 1}
 
+#: The learning rate of a run that starts from trained weights (fine-tuning, ``--init``), as a
+#: fraction of the default: at the full rate the first steps undo what the start had learned
+#: before the small new dataset can teach anything back.
+FINE_TUNE_LR_FACTOR = 0.1
+
 #: U-Net settings per scheme name; every scheme registered for training has an entry.
 DEFAULT_UNET: dict[str, dict[str, Any]] = {
     "n2n": {"base_channels": 16, "depth": 4, "space_to_depth": 2},
