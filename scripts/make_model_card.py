@@ -139,6 +139,19 @@ def _finetune_lines(bench: dict[str, Any], name: str) -> list[str]:
                 f"{_db(r['psnr'])} ({r['steps']})" if "psnr" in r else r.get("status", "–")
             )
         out.append(f"| {budget} | {cells[0]} | {cells[1]} |")
+    rates = bench.get("learning_rate")
+    if rates:
+        out += ["", f"Learning rate: {rates['from_general']:g} from the general model (what "
+                f"`train --init` uses), {rates['from_scratch']:g} from scratch."]  # fmt: skip
+    shipped = ref["psnr_general_as_shipped"]
+    kept = [
+        row for row in bench.get("budgets", [])
+        if abs(row.get("from_general", {}).get("psnr", float("nan")) - shipped) < 1e-9
+    ]  # fmt: skip
+    if kept:
+        out += ["", f"In {len(kept)} of {len(bench.get('budgets', []))} budgets the fine-tuned "
+                "model scores exactly the model as shipped: its validation loss never improved "
+                "on the start's, so training kept the start."]  # fmt: skip
     return out + [""]
 
 
