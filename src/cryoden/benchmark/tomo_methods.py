@@ -8,7 +8,8 @@ Noise2Void, and PSNR / CC / FSC against the clean reconstruction.
 * **Learned** (``n2n``: pairs of even/odd half tomograms; ``n2v``: every half as a single
   volume: the variant chosen from the training tomograms' measured voxel SNR and the blind
   spot from their measured noise correlation, as ``cryoden train n2v`` does for volumes): a 3D
-  U-Net trained for a fixed number of optimiser steps (:func:`cryoden.training.train` on :class:`~cryoden.training.volumes.VolumePairDataset` /
+  U-Net trained for a fixed number of optimiser steps (:func:`cryoden.training.train` on
+  :class:`~cryoden.training.volumes.VolumePairDataset` /
   :class:`~cryoden.training.volumes.VolumeSingleDataset`), then applied to the test halves by
   :class:`~cryoden.inference.volume.VolumeDenoiser`.
 
@@ -36,7 +37,7 @@ from cryoden.metrics.fourier import FourierCorrelation, fsc, resolution_crossing
 from cryoden.models import LoadedModel
 from cryoden.nets.config import NetworkConfig
 from cryoden.training import TrainConfig, train
-from cryoden.training.noise2void import N2V2, Noise2Void, n2v2_network_config, volume_variant
+from cryoden.training.noise2void import Noise2Void, volume_scheme
 from cryoden.training.volumes import VolumePairDataset, VolumeSingleDataset
 
 logger = logging.getLogger(__name__)
@@ -161,19 +162,15 @@ def learned_scheme(
 
     Noise2Noise takes ``network`` as given. Noise2Void makes the choices ``cryoden train n2v``
     makes for volumes: the variant from the halves' measured voxel SNR
-    (:func:`~cryoden.training.noise2void.volume_variant`; N2V2's network tweaks where it is
+    (:func:`~cryoden.training.noise2void.volume_scheme`; N2V2's network tweaks where it is
     N2V2) and the blind spot from their measured noise correlation."""
     if method != "n2v":
         return LEARNED[method], network, {"scheme": LEARNED[method]}
-    volumes = [v for pair in pairs for v in pair]
-    variant, snr = volume_variant(volumes)
-    cls = N2V2 if variant == "n2v2" else Noise2Void
-    scheme = cls.for_volumes(volumes, loss=loss)
-    if variant == "n2v2":
-        network = n2v2_network_config(network)
+    scheme, snr = volume_scheme([v for pair in pairs for v in pair], loss=loss)
+    network = network.replace(**scheme.network_tweaks)
     return scheme, network, {
         "scheme": scheme.name,
-        "volume_snr": round(snr, 4),
+        "volume_snr": None if snr is None else round(snr, 4),
         "blind_spot": scheme.blind_spot.spec,
         "noise_correlation": scheme.noise_correlation,
         "network": network.to_dict(),

@@ -139,14 +139,15 @@ def _run_learned(
         previous: LoadedModel | None = None
         for position, snr in enumerate(config.snr_order):
             start = time.perf_counter()
-            setup = learned_scheme(method, train_set.halves(snr), base)
+            pairs = train_set.halves(snr)
+            setup = learned_scheme(method, pairs, base)
             # warm-started from the previous SNR's model where the network is the same
             warm = previous is not None and previous.config.network == setup[1]
             recipe = train_config(config, method, position, warm=warm)
             initial = previous.network.state_dict() if previous is not None and warm else None
             model, record = train_learned(
                 method,
-                train_set.halves(snr),
+                pairs,
                 base,
                 recipe,
                 out=workdir / f"{method}-{snr:.4f}.safetensors",

@@ -62,7 +62,6 @@ from cryoden.cli.previews import write_training_preview
 from cryoden.cli.sample_masks import with_sample_masks
 from cryoden.cli.train_inputs import pair_inputs_of, single_inputs
 from cryoden.cli.train_volumes import (
-    n2v_volume_scheme,
     volume_pair_inputs,
     volume_single_inputs,
     write_volume_preview,
@@ -87,7 +86,7 @@ from cryoden.training.noise2void import (
     VOLUME_N2V_MIN_SNR,
     Noise2Void,
     n2v2_network_config,
-    volume_variant,
+    volume_scheme,
 )
 
 logger = logging.getLogger("cryoden.cli.train")
@@ -432,18 +431,15 @@ def _n2v(options: dict[str, Any]) -> None:
         options["images"], mask=options["mask"], max_files=options["max_micrographs"]
     )
     if volumes is not None:  # tomograms: a 3D network, the blind spot from their noise
-        if chosen == "auto":  # the measured voxel SNR decides (see volume_variant)
-            variant, snr = volume_variant(volumes.dataset.volumes)
+        with flag_names(FLAGS):  # auto: the measured voxel SNR decides the variant
+            scheme, snr = volume_scheme(
+                volumes.dataset.volumes, variant=chosen,
+                blind_spot=options["blind_spot"] or "auto", **_given(loss=options["loss"]),
+            )  # fmt: skip
+        if snr is not None:
             options["volume_snr"] = round(snr, 4)
-        else:
-            variant = chosen
-        options["variant"] = variant
-        network = _network_config("n2v", {**options, "dims": 3})
-        network = n2v2_network_config(network) if variant == "n2v2" else network
-        with flag_names(FLAGS):
-            scheme = n2v_volume_scheme(
-                variant, options["blind_spot"], options["loss"], volumes.dataset
-            )
+        options["variant"] = scheme.name
+        network = _network_config("n2v", {**options, "dims": 3}).replace(**scheme.network_tweaks)
         options["blind_spot"] = scheme.blind_spot.spec
         _run(scheme, volumes.dataset, network, options, volumes.summary, volumes.preview)
         return
@@ -527,10 +523,10 @@ in the model (cryoden models info shows them).
 
 Tomograms (--images of volumes, or a RELION 5 tomograms.star) train a 3D network with a blind
 spot chosen from their noise correlation along x, y and z (structured:X,Y,Z). --variant auto
-chooses from their voxel SNR, measured on xy sections: N2V2 below {VOLUME_N2V_MIN_SNR:g} (no top skip, so
-the weak back-projected noise correlations beyond the blind spot do not pass straight through),
-plain N2V from {VOLUME_N2V_MIN_SNR:g} (its top skip keeps the fine detail a less noisy tomogram has). --mask
-auto (their default: local variance), none, or one MRC mask.""",
+chooses from their voxel SNR, measured on xy sections: N2V2 below {VOLUME_N2V_MIN_SNR:g} (no top
+skip, so the weak back-projected noise correlations beyond the blind spot do not pass straight
+through), plain N2V from {VOLUME_N2V_MIN_SNR:g} (its top skip keeps the fine detail a less noisy
+tomogram has). --mask auto (their default: local variance), none, or one MRC mask.""",
     {
         **IMAGES,
         "variant": (

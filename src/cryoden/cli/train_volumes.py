@@ -32,7 +32,6 @@ from cryoden.io.inputs import expand_inputs, pair_inputs, spread_indices
 from cryoden.io.mrc_slabs import VolumeReader, is_volume_path
 from cryoden.io.tomograms_star import is_tomograms_star, read_tomograms_star
 from cryoden.models import load_model
-from cryoden.training.noise2void import N2V2, Noise2Void
 from cryoden.training.volumes import (
     MaskInput,
     VolumeDataset,
@@ -165,15 +164,3 @@ def write_volume_preview(out: Path, crop: np.ndarray, device: str | None) -> Pat
         return None
     logger.info("preview (middle section, raw | denoised, same contrast): %s", path)
     return path
-
-
-def n2v_volume_scheme(
-    variant: str, blind_spot: str | None, loss: str | None, dataset: VolumeDataset
-) -> Noise2Void:
-    """The blind-spot scheme for volumes: the training volumes' noise correlation along x, y
-    and z is measured and, for ``auto`` (the default), the blind spot chosen from it (one
-    voxel for white noise, a structured box for the correlated noise of back-projected
-    tomograms); ``pixel`` and ``structured:X,Y[,Z]`` are taken as given."""
-    cls = N2V2 if variant == "n2v2" else Noise2Void
-    options = {} if loss is None else {"loss": loss}
-    return cls.for_volumes(dataset.volumes, blind_spot=blind_spot or "auto", **options)

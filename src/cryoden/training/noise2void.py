@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MASK_FRACTION = 0.04
 
 #: The voxel SNR of the training volumes (:func:`~cryoden.training.blind_spot_3d.measure_volume_snr`)
-#: from which volumes train plain Noise2Void rather than N2V2 (:func:`volume_scheme`). The top
+#: from which volumes train plain Noise2Void rather than N2V2 (:func:`volume_variant`). The top
 #: skip connection passes fine detail, which a high-SNR tomogram has to give, but also lets the
 #: network combine the weak back-projected noise correlations that reach beyond the blind spot,
 #: which dominate the error of a low-SNR one.
@@ -360,3 +360,22 @@ def volume_variant(volumes: Sequence[Any]) -> tuple[str, float]:
         snr, ">=" if variant == "n2v" else "<", VOLUME_N2V_MIN_SNR, variant,
     )  # fmt: skip
     return variant, snr
+
+
+def volume_scheme(
+    volumes: Sequence[Any], *, variant: str = "auto", blind_spot: BlindSpot | str = "auto",
+    **options: Any,
+) -> tuple[Noise2Void, float | None]:
+    """The blind-spot scheme that trains on these volumes ``(Z, Y, X)``, and the voxel SNR its
+    variant was chosen from (None when ``variant`` is given).
+
+    ``variant`` ``"auto"`` chooses from the measured voxel SNR (:func:`volume_variant`);
+    ``"n2v"`` and ``"n2v2"`` are taken as given. The blind spot comes from the volumes' noise
+    correlation (:meth:`Noise2Void.for_volumes`). Train it on
+    ``network_config.replace(**scheme.network_tweaks)``.
+    """
+    snr = None
+    if variant == "auto":
+        variant, snr = volume_variant(volumes)
+    cls = N2V2 if variant == "n2v2" else Noise2Void
+    return cls.for_volumes(volumes, blind_spot=blind_spot, **options), snr
