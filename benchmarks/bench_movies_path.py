@@ -26,6 +26,21 @@ spectra (:func:`wiener_oracle`, a bound for linear filters that no user can buil
 the learned path beats the best oracle filter by at least ``--bar-db`` dB on every test
 structure.
 
+With ``--ceilings``, two references that no user can build, to tell how much any denoiser could
+gain here (neither is in the bar):
+
+* ``supervised``: ``cryoden train care`` on the training movies' full aligned sums with their
+  clean micrographs as targets (same network, steps and seed as the Noise2Noise model), which
+  then denoises the test sums: what this network learns with perfect targets.
+* ``known_everything_but_texture``: the ice's molecular texture is a Gaussian random field; an
+  oracle that knows everything else in the clean micrograph (particles, ice thickness, CTF:
+  the test movies simulated again with the same seeds and ``--no-ice-texture``) must still
+  estimate the texture from texture plus noise, at best with the Wiener filter of the
+  texture's and the noise's 2D power spectra (the noise's from the even - odd difference):
+  :func:`texture_oracle`. For a Gaussian field in Gaussian noise no estimator does better, so
+  its PSNR bounds every denoiser's (up to the noise's departure from Gaussian and the
+  texture's from stationarity, where particles displace the ice).
+
     python benchmarks/bench_movies_path.py --steps 5000 --workdir /tmp/movies_path \\
         --json benchmarks/results/movies_path_$(date +%F).json
 
@@ -117,6 +132,33 @@ def wiener_oracle(clean: np.ndarray, noisy: np.ndarray, rings: int = 256) -> np.
     return np.fft.irfft2(np.fft.rfft2(x) * gain, s=c.shape)
 
 
+def texture_oracle(
+    clean: np.ndarray,
+    clean_without_texture: np.ndarray,
+    even: np.ndarray,
+    odd: np.ndarray,
+    smooth_bins: int = 7,
+) -> np.ndarray:
+    """The clean micrograph as an oracle best estimates it knowing everything but the ice's
+    texture: ``clean_without_texture`` plus the texture ``T = clean - clean_without_texture``
+    estimated from ``even + odd - clean_without_texture`` (``T`` plus noise) by the Wiener
+    filter ``S_T / (S_T + N)``, with ``S_T`` the power spectrum of ``T`` and ``N`` that of
+    ``even - odd`` (the sum's noise), each smoothed over ``smooth_bins``² frequency bins."""
+    from scipy.ndimage import uniform_filter
+
+    base = clean_without_texture.astype(np.float64)
+    texture = clean.astype(np.float64) - base
+    noise = even.astype(np.float64) - odd.astype(np.float64)
+    s_t = uniform_filter(
+        np.abs(np.fft.fft2(texture - texture.mean())) ** 2, smooth_bins, mode="wrap"
+    )
+    s_n = uniform_filter(np.abs(np.fft.fft2(noise - noise.mean())) ** 2, smooth_bins, mode="wrap")
+    gain = s_t / np.maximum(s_t + s_n, 1e-30)
+    gain[0, 0] = 1.0
+    observed = even.astype(np.float64) + odd.astype(np.float64) - base
+    return base + np.real(np.fft.ifft2(np.fft.fft2(observed) * gain))
+
+
 def movie_options(args: argparse.Namespace) -> list[object]:
     texture = ["--no-ice-texture"] if args.no_ice_texture else []
     return [*texture,
@@ -173,8 +215,39 @@ def gather_training_pairs(work: Path, names: list[str]) -> Path:
     return out
 
 
+def simulate_without_texture(work: Path, name: str, structure: Path, seed: int, n: int, args):
+    """The test set ``name`` simulated again without the ice's texture, into
+    ``work/name_no_texture`` (same seeds: same particles, ice thickness, CTF and drift)."""
+    out = work / f"{name}_no_texture"
+    if not (out / "manifest.json").is_file():
+        run("simulate", "--movies", "--out", out, *structure_option(structure),
+            "--n-images", n, "--seed", seed, *movie_options(args), "--no-ice-texture")  # fmt: skip
+
+
+def train_supervised(work: Path, names: list[str], args) -> None:
+    """``cryoden train care`` from the training movies' full aligned sums to their clean
+    micrographs (the supervised ceiling), into ``work/supervised_model``."""
+    noisy, clean = work / "supervised_in" / "sum", work / "supervised_in" / "clean"
+    for folder in (noisy, clean):
+        folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        pairs = work / f"{name}_pairs"
+        for path in sorted((pairs / "even").glob("*.mrc")):
+            target = noisy / f"{name}_{path.name}"
+            if not target.exists():
+                write(target, read(path) + read(pairs / "odd" / path.name))
+            link = clean / f"{name}_{path.name}"
+            if not link.exists():
+                link.symlink_to((work / name / "clean" / path.name).resolve())
+    if not (work / "supervised_model" / "config.json").is_file():
+        run("train", "care", "--a", noisy, "--b", clean, "--out", work / "supervised_model",
+            "--steps", args.steps, "--threads", args.threads, "--seed", args.train_seeds[0],
+            "--no-preview")  # fmt: skip
+
+
 def denoise_set(work: Path, name: str, threads: int) -> None:
-    """Denoised even, odd and full sums of one test set (skipped when present)."""
+    """Denoised even, odd and full sums of one test set (skipped when present), and the full
+    sums through the supervised model when there is one."""
     pairs = work / f"{name}_pairs"
     names = sorted(p.name for p in (pairs / "even").glob("*.mrc"))
     full = work / f"{name}_sum"
@@ -186,22 +259,39 @@ def denoise_set(work: Path, name: str, threads: int) -> None:
         if len(list(out.glob("*.mrc"))) < len(names):
             run("denoise", "--model", work / "model", *[folder / n for n in names], "-o", out,
                 "--threads", threads, "--no-preview", "--overwrite")  # fmt: skip
+    out = work / f"{name}_supervised_sum"
+    done = len(list(out.glob("*.mrc"))) == len(names)
+    if (work / "supervised_model" / "config.json").is_file() and not done:
+        run("denoise", "--model", work / "supervised_model", *[full / n for n in names], "-o",
+            out, "--threads", threads, "--no-preview", "--overwrite")  # fmt: skip
 
 
 def score_structure(work: Path, sets: list[str], border: int) -> dict:
     """Scores of the test sets of one structure together."""
     clean, noisy, halves, whole, seeds = [], [], [], [], []
+    supervised: list[np.ndarray] = []
+    known: list[np.ndarray] = []
     for name in sets:
-        names = sorted(p.name for p in (work / f"{name}_pairs" / "even").glob("*.mrc"))
+        pairs = work / f"{name}_pairs"
+        names = sorted(p.name for p in (pairs / "even").glob("*.mrc"))
         manifest = json.loads((work / name / "manifest.json").read_text())
         seeds += [m["seed"] for m in manifest["movies"]]
         for n in names:
             clean.append(read(work / name / "clean" / n))
             noisy.append(read(work / f"{name}_sum" / n))
-            halves.append(
-                read(work / f"{name}_denoised_even" / n) + read(work / f"{name}_denoised_odd" / n)
+            even, odd = (
+                read(work / f"{name}_denoised_even" / n),
+                read(work / f"{name}_denoised_odd" / n),
             )
+            halves.append(even + odd)
             whole.append(read(work / f"{name}_denoised_sum" / n))
+            if (work / f"{name}_supervised_sum" / n).is_file():
+                supervised.append(read(work / f"{name}_supervised_sum" / n))
+            if (work / f"{name}_no_texture" / "clean" / n).is_file():
+                known.append(texture_oracle(
+                    clean[-1], read(work / f"{name}_no_texture" / "clean" / n),
+                    read(pairs / "even" / n), read(pairs / "odd" / n),
+                ))  # fmt: skip
     filters = [
         oracle(clean, noisy, border, "gaussian", GAUSSIAN_SIGMAS_PX,
                lambda x, v: gaussian_filter(x, sigma_px=v)),
@@ -211,6 +301,11 @@ def score_structure(work: Path, sets: list[str], border: int) -> dict:
     best = max(filters, key=lambda f: f["psnr"])
     learned = scores(clean, halves, border)
     wiener = scores(clean, [wiener_oracle(c, x) for c, x in zip(clean, noisy)], border)
+    ceilings = {
+        label: float(np.mean(scores(clean, images, border)))
+        for label, images in (("supervised", supervised), ("known_everything_but_texture", known))
+        if len(images) == len(clean)
+    }
     return {
         "sets": sets,
         "movie_seeds": seeds,
@@ -225,6 +320,16 @@ def score_structure(work: Path, sets: list[str], border: int) -> dict:
         "margin_over_best_oracle_db": float(np.mean(learned)) - best["psnr"],
         "margin_over_per_image_oracle_db": float(np.mean(learned))
         - max(f["psnr_best_parameter_per_image"] for f in filters),
+        **(
+            {
+                "ceilings_not_in_bar": ceilings,
+                "ceiling_margins_over_best_oracle_db": {
+                    k: v - best["psnr"] for k, v in ceilings.items()
+                },
+            }
+            if ceilings
+            else {}
+        ),
     }
 
 
@@ -251,6 +356,11 @@ def main() -> None:
     )
     parser.add_argument("--border", type=int, default=16, help="pixels left out when scoring")
     parser.add_argument("--bar-db", type=float, default=3.0)
+    parser.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="also the supervised and the known-everything-but-texture references",
+    )
     parser.add_argument("--until", choices=("data", "all"), default="all")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     parser.add_argument("--json", type=Path, default=None)
@@ -268,6 +378,8 @@ def main() -> None:
             simulate_and_split(work, f"train_{name}", structure, seed, args.train_movies, args)
         for set_name, (_, structure, seed) in zip(test_names, test):
             simulate_and_split(work, set_name, structure, seed, args.test_movies, args)
+            if args.ceilings and not args.no_ice_texture:
+                simulate_without_texture(work, set_name, structure, seed, args.test_movies, args)
         if args.until == "data":
             return
         pairs = gather_training_pairs(work, [f"train_{name}" for name, _, _ in train])
@@ -275,6 +387,8 @@ def main() -> None:
             run("train", "n2n", "--a", pairs / "even", "--b", pairs / "odd", "--out",
                 work / "model", "--steps", args.steps, "--threads", args.threads,
                 "--seed", args.train_seeds[0], "--no-preview")  # fmt: skip
+        if args.ceilings:
+            train_supervised(work, [f"train_{name}" for name, _, _ in train], args)
         for set_name in test_names:
             denoise_set(work, set_name, args.threads)
         model_config = json.loads((work / "model" / "config.json").read_text())
@@ -316,7 +430,7 @@ def main() -> None:
         name: {k: r[k] for k in ("psnr_noisy_sum", "best_oracle_filter",
                                  "psnr_learned_even_plus_odd", "psnr_learned_full_sum",
                                  "psnr_radial_wiener_oracle_not_in_bar",
-                                 "margin_over_best_oracle_db")}
+                                 "margin_over_best_oracle_db", "ceilings_not_in_bar") if k in r}
         for name, r in per_structure.items()
     }  # fmt: skip
     print(
