@@ -29,7 +29,6 @@ import datetime
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import run_measured  # benchmarks/ is on sys.path when run as a script
 from provenance import REPO, run_provenance  # benchmarks/ is on sys.path when run as a script
 
 from cryoden.inference.denoise import Denoiser
@@ -48,32 +48,6 @@ from cryoden.pipeline.completion import output_key
 from cryoden.pipeline.denoise_job import DenoiseRecipe
 from cryoden.pipeline.distributed import ClusterSpec, dask_client, run_distributed
 from cryoden.training.defaults import default_network
-
-#: Runs a command and prints its peak RSS (KiB): started from this small launcher, the command's
-#: peak is its own, not this benchmark's (Linux counts memory held before ``exec``).
-_LAUNCHER = (
-    "import os, subprocess, sys\n"
-    "proc = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(proc.pid, 0)\n"
-    "print(f'PEAK_RSS_KIB {usage.ru_maxrss}', file=sys.stderr)\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-
-
-def run_measured(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return its wall seconds and peak RSS (MiB)."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", _LAUNCHER, *cmd],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    output = proc.stdout.decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output}")
-    return wall, int(output.rsplit("PEAK_RSS_KIB", 1)[1].split()[0]) / 1024.0
 
 
 def forward_seconds(model_path: Path, image: np.ndarray, threads: int) -> tuple[float, float]:
@@ -169,7 +143,7 @@ def main() -> None:
         cmd = [sys.executable, "-m", "cryoden.cli.main", "-q", "denoise", "--model",
                str(model_path), str(tmp / "in"), "-o", str(tmp / "single"),
                "--threads", str(args.threads), "--no-preview"]  # fmt: skip
-        wall, rss = run_measured(cmd)
+        wall, rss, _ = run_measured(cmd)
         single = {"wall_seconds": wall, "peak_rss_mib": rss, **_rates(wall, args.n, forward)}
         print(f"1 process: {single['micrographs_per_hour']:.0f} micrographs/h, "
               f"ratio {single['ratio_to_forward']:.2f}, {rss:.0f} MiB")  # fmt: skip

@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import run_measured  # benchmarks/ is on sys.path when run as a script
 from provenance import run_provenance  # benchmarks/ is on sys.path when run as a script
 
 from cryoden.inference.denoise import Denoiser
@@ -45,35 +45,6 @@ from cryoden.models import ModelConfig, load_model, save_model
 from cryoden.nets.analysis import flops_per_pixel
 from cryoden.nets.registry import build_network
 from cryoden.training.defaults import default_network
-
-#: A small Python process that runs a command and prints the command's peak RSS (KiB). Linux
-#: counts a process's memory before ``exec`` into its peak (``ru_maxrss``), so a command started
-#: straight from this benchmark (which holds large arrays and PyTorch) would report at least the
-#: benchmark's own size; started from this small launcher, it reports its own.
-_LAUNCHER = (
-    "import os, subprocess, sys\n"
-    "proc = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(proc.pid, 0)\n"
-    "print(f'PEAK_RSS_KIB {usage.ru_maxrss}', file=sys.stderr)\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-
-
-def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, its peak RSS in MiB, its output)."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", _LAUNCHER, *cmd],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    output = proc.stdout.decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output}")
-    peak_kib = int(output.rsplit("PEAK_RSS_KIB", 1)[1].split()[0])
-    return wall, peak_kib / 1024.0, output
 
 
 def conv_microbenchmark(threads: int, channels: int = 48, size: int = 512) -> dict[str, float]:

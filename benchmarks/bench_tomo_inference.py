@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_inference import run_measured  # benchmarks/ is on sys.path when run as a script
+from measure import run_measured  # benchmarks/ is on sys.path when run as a script
 from provenance import run_provenance
 
 from cryoden.inference.volume import VolumeDenoiser

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_inference import run_measured  # benchmarks/ is on sys.path when run as a script
+from measure import run_measured  # benchmarks/ is on sys.path when run as a script
 from provenance import run_provenance
 
 from cryoden.benchmark.tomo import tomo_preset

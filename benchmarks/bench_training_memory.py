@@ -22,23 +22,15 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import mrcfile
 import numpy as np
+from measure import run_measured  # benchmarks/ is on sys.path when run as a script
 from provenance import REPO, run_provenance  # benchmarks/ is on sys.path when run as a script
 
-#: Runs a command and prints its peak RSS (KiB); see bench_inference.py for why a launcher.
-_LAUNCHER = (
-    "import os, subprocess, sys\n"
-    "proc = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(proc.pid, 0)\n"
-    "print(f'PEAK_RSS_KIB {usage.ru_maxrss}', file=sys.stderr)\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
 _BAND_ROWS = 256
 
 
@@ -55,17 +47,6 @@ def write_micrographs(folder: Path, count: int, size: int, *, seed: int = 0) -> 
             mrc.voxel_size = 1.0
         paths.append(path)
     return paths
-
-
-def peak_rss_mib(command: list[str]) -> float:
-    """Run ``command`` in a fresh process and return its peak resident memory in MiB."""
-    result = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"command failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    line = next(s for s in result.stderr.splitlines() if s.startswith("PEAK_RSS_KIB"))
-    return int(line.split()[1]) / 1024.0
 
 
 def train_command(folder: Path, out: Path, args: argparse.Namespace) -> list[str]:
@@ -105,7 +86,7 @@ def main() -> None:
             folder.mkdir(exist_ok=True)
             for path in paths[:count]:
                 os.symlink(path, folder / path.name)
-            peak = peak_rss_mib(train_command(folder, work / f"model_{count}", args))
+            _, peak, _ = run_measured(train_command(folder, work / f"model_{count}", args))
             runs.append({"files": count, "peak_rss_mib": round(peak, 1)})
             print(f"{count} files of {args.size}²: peak RSS {peak:.0f} MiB", flush=True)
     finally:
