@@ -21,23 +21,19 @@ import os
 import tempfile
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from cryoden.inference.denoise import Denoiser  # noqa: E402
-from cryoden.io import read_mrc  # noqa: E402
-from cryoden.io.atomic import atomic_output  # noqa: E402
-from cryoden.metrics.high_frequency import high_frequency_power_ratio  # noqa: E402
-from cryoden.models import load_model  # noqa: E402
-from cryoden.training import TrainConfig, train  # noqa: E402
-from cryoden.training.data import SingleDataset  # noqa: E402
-from cryoden.training.defaults import default_network  # noqa: E402
-from cryoden.training.noise2void import Noise2Void  # noqa: E402
+from cryoden.benchmark.figures import side_by_side_figure
+from cryoden.inference.denoise import Denoiser
+from cryoden.io import read_mrc
+from cryoden.io.atomic import atomic_output
+from cryoden.metrics.high_frequency import high_frequency_power_ratio
+from cryoden.models import load_model
+from cryoden.training import TrainConfig, train
+from cryoden.training.data import SingleDataset
+from cryoden.training.defaults import default_network
+from cryoden.training.noise2void import Noise2Void
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CRYODEN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -59,22 +55,6 @@ def train_and_denoise(
         model = load_model(result.model_path)
     denoise = Denoiser(model, threads=args.threads, device="cpu")
     return [denoise(image) for image in shown]
-
-
-def figure(rows: list[tuple[np.ndarray, ...]], labels: tuple[str, ...], title: str) -> Figure:
-    """One row per particle, its panels on the raw image's grey scale."""
-    fig, axes = plt.subplots(len(rows), len(labels), figsize=(7.5, 2.6 * len(rows)), squeeze=False)
-    for r, panels in enumerate(rows):
-        low, high = np.percentile(panels[0], [0.5, 99.5])
-        for c, panel in enumerate(panels):
-            axes[r, c].imshow(panel, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            if r == 0:
-                axes[r, c].set_title(labels[c], fontsize=9)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,12 +103,11 @@ def main(argv: list[str] | None = None) -> None:
         f"steps on the other {len(train_images)}; measured noise correlation, lag 1: "
         f"x {correlation['x'][0]:.2f}, y {correlation['y'][0]:.2f}"
     )
-    rows = [tuple(panels) for panels in zip(shown, outputs["plain"], outputs["default"])]
-    fig = figure(rows, labels, title)
+    rows = list(zip(shown, outputs["plain"], outputs["default"]))
+    png = side_by_side_figure(rows, labels, title)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        tmp.write_bytes(png)
     print(f"wrote {args.out} (near-Nyquist power relative to raw: {ratios})")
 
 

@@ -18,48 +18,19 @@ import argparse
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from cryoden.filters import gaussian_filter  # noqa: E402
-from cryoden.inference.denoise import Denoiser  # noqa: E402
-from cryoden.io import read_mrc  # noqa: E402
-from cryoden.io.atomic import atomic_output  # noqa: E402
-from cryoden.models import load_model  # noqa: E402
-from cryoden.models.registry import resolve_model, shipped_model_at  # noqa: E402
+from cryoden.benchmark.figures import side_by_side_figure
+from cryoden.filters import gaussian_filter
+from cryoden.inference.denoise import Denoiser
+from cryoden.io import read_mrc
+from cryoden.io.atomic import atomic_output
+from cryoden.models import load_model
+from cryoden.models.registry import resolve_model, shipped_model_at
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CRYODEN_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_INPUT = SHARED / "particles" / "aspire_sample.mrcs"
-
-
-def figure(
-    images: list[np.ndarray],
-    gaussians: list[np.ndarray],
-    denoised: list[np.ndarray],
-    *,
-    sigma_px: float,
-    title: str,
-) -> Figure:
-    """The figure: one row per particle, raw | Gaussian | model on the raw image's scale."""
-    rows = len(images)
-    fig, axes = plt.subplots(rows, 3, figsize=(7.5, 2.6 * rows), squeeze=False)
-    labels = ("raw", f"Gaussian, sigma {sigma_px:g} px", "general model")
-    for r, panels in enumerate(zip(images, gaussians, denoised)):
-        low, high = np.percentile(panels[0], [0.5, 99.5])
-        for c, panel in enumerate(panels):
-            axes[r, c].imshow(panel, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            if r == 0:
-                axes[r, c].set_title(labels[c], fontsize=10)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,11 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.input.name} (real, {args.pixel_size:g} Å/px); model: {args.model} "
         f"({status.split(':')[0]})"
     )
-    fig = figure(images, gaussians, denoised, sigma_px=args.sigma, title=title)
+    labels = ("raw", f"Gaussian, sigma {args.sigma:g} px", "general model")
+    png = side_by_side_figure(list(zip(images, gaussians, denoised)), labels, title)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        tmp.write_bytes(png)
     print(f"wrote {args.out}")
 
 

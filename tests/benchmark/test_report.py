@@ -176,3 +176,20 @@ def test_real_report_renders_in_headless_chromium(tiny_study, rendered):
     n_images = len(list((tiny_study["out"] / "figures").glob("*.png")))
     assert check["images"] == str(n_images) and n_images >= 5 + len(tiny_study["config"].methods)
     assert check["loaded"] == check["images"] and check["status"] == "ok", check
+
+
+def test_side_by_side_panels_share_the_row_scale():
+    import io
+
+    from cryoden.benchmark.figures import side_by_side_figure
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(32, 32))
+    flat = np.zeros((32, 32))  # on raw's scale: mid grey, not stretched to full contrast
+    png = side_by_side_figure([(raw, flat), (raw, raw)], ("raw", "flat"), "title", dpi=50)
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image.shape[0] > image.shape[1]  # two rows of two panels
+    # the flat panel is one grey level: no panel of it spans black to white
+    top_right = image[: image.shape[0] // 2, image.shape[1] // 2 :]
+    assert np.percentile(top_right, 50) > 60 and np.percentile(top_right, 50) < 200
