@@ -109,6 +109,19 @@ def _movies_lines(name: str, run: dict[str, Any]) -> list[str]:
             + " |"
         )
     verdict = "passed" if run["passes_bar"] else "not passed"
+    bounds = [
+        f"{structure} {_signed(r['ceiling_margins_over_best_oracle_db'][key])} dB"
+        for structure, r in _movie_rows(run)
+        for key in ("known_everything_but_texture",)
+        if key in r.get("ceiling_margins_over_best_oracle_db", {})
+    ]
+    if bounds:
+        lines += [
+            "",
+            "The known-all-but-texture bound: no denoiser beats the best oracle filter on "
+            f"these micrographs by more than {', '.join(bounds)} (up to the approximations "
+            "the script's docstring states).",
+        ]
     return [
         *lines,
         "",
