@@ -83,10 +83,16 @@ def _movies_lines(name: str, run: dict[str, Any]) -> list[str]:
         else f"{per_set} training movies of {run.get('train_structure', 'the phantom')}"
     )
     ice = "without" if s.get("no_ice_texture") else "with"
+    training = run.get("model_training") or {}
+    stopped = (
+        f" (it stopped early, after {training['steps']}: its validation loss had stopped improving)"
+        if training.get("stopped") == "early_stopping"
+        else ""
+    )
     lines = [
         f"{_head(name, run)}: {trained}; {s['size']}² px at {s['pixel_size']:g} Å, "
         f"{s['frames']} frames of {s['dose_per_frame']:g} e⁻/Å², ice {ice} its molecular "
-        f"texture; `train n2n` for {s['steps']} steps.",
+        f"texture; `train n2n` with a budget of {s['steps']} steps{stopped}.",
         "",
         "| test structure | noisy sum | best oracle filter | learned (even + odd) "
         "| margin | radial Wiener oracle | supervised | known all but texture |",
