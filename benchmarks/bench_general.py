@@ -21,6 +21,16 @@ rate (``--finetune-lr-factor`` times the default), from random weights at the de
 
     python benchmarks/bench_general.py --finetune --json benchmarks/results/general_finetune_<date>.json
 
+Headroom (``--headroom``): is the general model held back by being general? For each condition
+of ``--headroom-conditions`` (noise and CTF) at ``--headroom-snr``, *specialists* with the
+general model's network train on that condition alone, for ``--headroom-steps`` optimiser steps
+on ``--headroom-train`` images of the training sources (from training streams beyond the general
+model's own, ``spawn_key (0, 900000 + i)``): one with Noise2Noise targets, one supervised with
+the clean images as targets (``care``, a ceiling no real dataset allows). All three models then
+denoise the quality mode's held-out cells of that condition (the same images).
+
+    python benchmarks/bench_general.py --headroom --json benchmarks/results/general_headroom_<date>.json
+
 Run it alone on the machine: wall-time budgets depend on its load.
 """
 
@@ -62,6 +72,10 @@ BAR_SNR_FROM = 0.05
 #: Index offsets of the fine-tuning dataset's images in the test streams (the quality cells use
 #: indices below it).
 FINETUNE_TRAIN_INDEX, FINETUNE_TEST_INDEX = 100_000, 200_000
+
+#: Index offset of the headroom specialists' training images in the training streams (the
+#: general model's own training images use indices below it).
+HEADROOM_TRAIN_INDEX = 900_000
 
 #: The default learning rate (``TrainConfig``'s), which training from scratch uses.
 DEFAULT_LR = TrainConfig().learning_rate
@@ -107,11 +121,15 @@ def simulate(seed, index_base, n, size, source, **fixed):
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
 
 
+def cell_grid(snrs: list[float]) -> list[tuple[str, float, str, bool]]:
+    """The quality cells ``(source, SNR, noise, CTF)`` in order; a cell's index seeds its images."""
+    return list(product(general_data.sources("test"), snrs, ("white", "correlated"), (False, True)))
+
+
 def quality(args, denoiser: Denoiser) -> dict[str, Any]:
     sources = general_data.sources("test")
     cells = []
-    grid = list(product(sources, args.snrs, ("white", "correlated"), (False, True)))
-    for cell_index, (source, snr, noise, ctf) in enumerate(grid):
+    for cell_index, (source, snr, noise, ctf) in enumerate(cell_grid(args.snrs)):
         clean, noisy, _, records = simulate(
             args.seed, cell_index, args.n_images, args.size, source, snr=snr, noise=noise, ctf=ctf
         )
@@ -210,6 +228,64 @@ def finetune(args, loaded) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def headroom(args, loaded) -> dict[str, Any]:
+    """The general model against specialists of its network on single conditions."""
+    network = loaded.config.network
+    general = Denoiser(loaded, device=args.device)
+    rows = []
+    for condition in args.headroom_conditions:
+        noise, ctf_text = condition.split(":")
+        fixed = {"snr": args.headroom_snr, "noise": noise, "ctf": ctf_text == "ctf"}
+        triples = [
+            general_data.make_image(
+                args.seed, "train", (HEADROOM_TRAIN_INDEX + i,), args.size,
+                general_data.sources("train"), **dict(fixed),
+            )[:3]
+            for i in range(args.headroom_train)
+        ]  # fmt: skip
+        specialists = {}
+        for scheme, pairs, fit_on in (
+            ("n2n", [(a, b) for _, a, b in triples], "both"),
+            ("care", [(a, clean) for clean, a, _ in triples], "a"),
+        ):
+            config = TrainConfig(
+                patch=min(96, args.size), batch_size=16, steps_per_epoch=250, seed=args.seed,
+                threads=args.threads, early_stopping_patience=None, epochs=1_000_000,
+                max_steps=args.headroom_steps,
+            )  # fmt: skip
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train(
+                    scheme, network, PairDataset(pairs, fit_on=fit_on), None, config,
+                    out=Path(tmp) / "model", device=args.device,
+                )  # fmt: skip
+                specialists[scheme] = Denoiser(load_model(result.model_path), device=args.device)
+        for cell_index, (source, snr, cell_noise, ctf) in enumerate(cell_grid(args.snrs)):
+            if (snr, cell_noise, ctf) != (fixed["snr"], fixed["noise"], fixed["ctf"]):
+                continue
+            clean, noisy, _, _ = simulate(
+                args.seed, cell_index, args.n_images, args.size, source, **fixed
+            )
+            stack = np.stack(noisy)
+            best = filters_and_raw(clean, noisy)["psnr_best_filter"]
+            scores = {
+                "general": mean_psnr(clean, list(general(stack))),
+                "n2n_specialist": mean_psnr(clean, list(specialists["n2n"](stack))),
+                "supervised_specialist": mean_psnr(clean, list(specialists["care"](stack))),
+            }
+            row = {"source": source, **fixed, "psnr_best_filter": best,
+                   **{f"psnr_{k}": v for k, v in scores.items()},
+                   **{f"margin_{k}_db": v - best for k, v in scores.items()}}  # fmt: skip
+            rows.append(row)
+            print(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in row.items()), flush=True)  # fmt: skip
+    return {
+        "specialists": {"network": "the general model's", "train_images": args.headroom_train,
+                        "steps": args.headroom_steps, "patch": min(96, args.size),
+                        "batch": 16, "train_streams": f"spawn_key (0, {HEADROOM_TRAIN_INDEX} + i)"},
+        "rows": rows,
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,11 +313,21 @@ def main() -> None:
                         default=[1.0, 3.0, 10.0])  # fmt: skip
     parser.add_argument("--budget-steps", type=lambda t: [int(x) for x in t.split(",")],
                         default=None, help="same steps instead of same minutes")  # fmt: skip
+    parser.add_argument("--headroom", action="store_true")
+    parser.add_argument(
+        "--headroom-conditions", type=lambda t: t.split(","), default=["white:ctf", "white:no"],
+        help="noise:ctf|no, comma-separated",
+    )  # fmt: skip
+    parser.add_argument("--headroom-snr", type=float, default=float(STUDY_SNR_LEVELS[2]))
+    parser.add_argument("--headroom-steps", type=int, default=4000)
+    parser.add_argument("--headroom-train", type=int, default=600, help="training images")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     if args.quick:
         args.snrs, args.n_images, args.size = [0.01, 0.1, 0.5], 2, 96
         args.finetune_train = min(args.finetune_train, 8)
+        args.headroom_snr, args.headroom_train = 0.1, min(args.headroom_train, 8)
+        args.headroom_steps = min(args.headroom_steps, 20)
     if args.threads:
         torch.set_num_threads(args.threads)
     model_path = resolve_model(args.model)
@@ -260,6 +346,10 @@ def main() -> None:
         setting |= {"minutes": None if args.budget_steps else args.minutes,
                     "budget_steps": args.budget_steps}  # fmt: skip
         body = {"benchmark": "general_finetune", "setting": setting, **finetune(args, loaded)}
+    elif args.headroom:
+        setting |= {"headroom_snr": args.headroom_snr,
+                    "headroom_conditions": args.headroom_conditions}  # fmt: skip
+        body = {"benchmark": "general_headroom", "setting": setting, **headroom(args, loaded)}
     else:
         denoiser = Denoiser(loaded, device=args.device, threads=args.threads)
         body = {"benchmark": "general_model", "setting": setting, **quality(args, denoiser)}
@@ -269,6 +359,9 @@ def main() -> None:
         f"fine-tuning the shipped model{trained} against training from scratch on a held-out "
         "dataset"
         if args.finetune
+        else f"the shipped general model{trained} against specialists of its network trained "
+        "on single conditions (Noise2Noise and supervised)"
+        if args.headroom
         else f"the shipped general model{trained} against oracle filters on held-out "
         "structures, shapes and seeds"
     )
