@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by the tests
+import results_general  # noqa: E402
 import results_real  # noqa: E402
 import results_tomo  # noqa: E402
 from results_format import file_link, signed  # noqa: E402
@@ -475,6 +476,7 @@ def results_page(runs: dict[str, dict]) -> str:
         *_inference_section(runs),
         *results_tomo.tomography_section(runs),
         *results_real.real_micrographs_section(runs),
+        *results_general.general_model_section(runs),
         *_provenance_section(runs),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
