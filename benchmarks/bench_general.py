@@ -239,7 +239,7 @@ def headroom(args, loaded) -> dict[str, Any]:
         triples = [
             general_data.make_image(
                 args.seed, "train", (HEADROOM_TRAIN_INDEX + i,), args.size,
-                general_data.sources("train"), **dict(fixed),
+                general_data.sources("train"), **fixed,
             )[:3]
             for i in range(args.headroom_train)
         ]  # fmt: skip

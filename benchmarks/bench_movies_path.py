@@ -159,6 +159,12 @@ def texture_oracle(
     return base + np.real(np.fft.ifft2(np.fft.fft2(observed) * gain))
 
 
+def sum_halves(folder: Path, prefix: str, name: str) -> np.ndarray:
+    """Image ``name`` of ``folder/<prefix>even`` plus that of ``folder/<prefix>odd``: a movie's
+    full sum from its halves (or its denoised micrograph from its denoised halves)."""
+    return read(folder / f"{prefix}even" / name) + read(folder / f"{prefix}odd" / name)
+
+
 def movie_options(args: argparse.Namespace) -> list[object]:
     texture = ["--no-ice-texture"] if args.no_ice_texture else []
     return [*texture,
@@ -235,7 +241,7 @@ def train_supervised(work: Path, names: list[str], args) -> None:
         for path in sorted((pairs / "even").glob("*.mrc")):
             target = noisy / f"{name}_{path.name}"
             if not target.exists():
-                write(target, read(path) + read(pairs / "odd" / path.name))
+                write(target, sum_halves(pairs, "", path.name))
             link = clean / f"{name}_{path.name}"
             if not link.exists():
                 link.symlink_to((work / name / "clean" / path.name).resolve())
@@ -253,7 +259,7 @@ def denoise_set(work: Path, name: str, threads: int) -> None:
     full = work / f"{name}_sum"
     full.mkdir(exist_ok=True)
     for n in names:
-        write(full / n, read(pairs / "even" / n) + read(pairs / "odd" / n))
+        write(full / n, sum_halves(pairs, "", n))
     for label, folder in (("even", pairs / "even"), ("odd", pairs / "odd"), ("sum", full)):
         out = work / f"{name}_denoised_{label}"
         if len(list(out.glob("*.mrc"))) < len(names):
@@ -279,11 +285,7 @@ def score_structure(work: Path, sets: list[str], border: int) -> dict:
         for n in names:
             clean.append(read(work / name / "clean" / n))
             noisy.append(read(work / f"{name}_sum" / n))
-            even, odd = (
-                read(work / f"{name}_denoised_even" / n),
-                read(work / f"{name}_denoised_odd" / n),
-            )
-            halves.append(even + odd)
+            halves.append(sum_halves(work, f"{name}_denoised_", n))
             whole.append(read(work / f"{name}_denoised_sum" / n))
             if (work / f"{name}_supervised_sum" / n).is_file():
                 supervised.append(read(work / f"{name}_supervised_sum" / n))

@@ -115,10 +115,10 @@ def _movies_lines(name: str, run: dict[str, Any]) -> list[str]:
             + " |"
         )
     verdict = "passed" if run["passes_bar"] else "not passed"
+    key = "known_everything_but_texture"
     bounds = [
         f"{structure} {_signed(r['ceiling_margins_over_best_oracle_db'][key])} dB"
         for structure, r in _movie_rows(run)
-        for key in ("known_everything_but_texture",)
         if key in r.get("ceiling_margins_over_best_oracle_db", {})
     ]
     if bounds:
