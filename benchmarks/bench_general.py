@@ -37,6 +37,7 @@ Run it alone on the machine: wall-time budgets depend on its load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -59,6 +60,8 @@ from cryoden.inference.denoise import Denoiser  # noqa: E402
 from cryoden.metrics import psnr  # noqa: E402
 from cryoden.models import load_model  # noqa: E402
 from cryoden.models.registry import file_sha256, resolve_model  # noqa: E402
+from cryoden.nets.analysis import count_parameters  # noqa: E402
+from cryoden.nets.registry import build_network  # noqa: E402
 from cryoden.noise import STUDY_SNR_LEVELS  # noqa: E402
 from cryoden.training import TrainConfig, train  # noqa: E402
 from cryoden.training.data import PairDataset  # noqa: E402
@@ -230,7 +233,7 @@ def finetune(args, loaded) -> dict[str, Any]:
 
 def headroom(args, loaded) -> dict[str, Any]:
     """The general model against specialists of its network on single conditions."""
-    network = loaded.config.network
+    network = dataclasses.replace(loaded.config.network, **args.headroom_network)
     general = Denoiser(loaded, device=args.device)
     rows = []
     for condition in args.headroom_conditions:
@@ -248,6 +251,8 @@ def headroom(args, loaded) -> dict[str, Any]:
             ("n2n", [(a, b) for _, a, b in triples], "both"),
             ("care", [(a, clean) for clean, a, _ in triples], "a"),
         ):
+            if scheme not in args.headroom_schemes:
+                continue
             config = TrainConfig(
                 patch=min(96, args.size), batch_size=16, steps_per_epoch=250, seed=args.seed,
                 threads=args.threads, early_stopping_patience=None, epochs=1_000_000,
@@ -267,10 +272,9 @@ def headroom(args, loaded) -> dict[str, Any]:
             )
             stack = np.stack(noisy)
             best = filters_and_raw(clean, noisy)["psnr_best_filter"]
-            scores = {
-                "general": mean_psnr(clean, list(general(stack))),
-                "n2n_specialist": mean_psnr(clean, list(specialists["n2n"](stack))),
-                "supervised_specialist": mean_psnr(clean, list(specialists["care"](stack))),
+            scores = {"general": mean_psnr(clean, list(general(stack)))} | {
+                SPECIALIST_NAMES[scheme]: mean_psnr(clean, list(specialist(stack)))
+                for scheme, specialist in specialists.items()
             }
             row = {"source": source, **fixed, "psnr_best_filter": best,
                    **{f"psnr_{k}": v for k, v in scores.items()},
@@ -279,11 +283,24 @@ def headroom(args, loaded) -> dict[str, Any]:
             print(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in row.items()), flush=True)  # fmt: skip
     return {
-        "specialists": {"network": "the general model's", "train_images": args.headroom_train,
+        "specialists": {"network": ("the general model's" if not args.headroom_network else
+                                    dataclasses.asdict(network)),
+                        "parameters": count_parameters(build_network(network)),
+                        "schemes": args.headroom_schemes, "train_images": args.headroom_train,
                         "steps": args.headroom_steps, "patch": min(96, args.size),
                         "batch": 16, "train_streams": f"spawn_key (0, {HEADROOM_TRAIN_INDEX} + i)"},
         "rows": rows,
     }  # fmt: skip
+
+
+#: The headroom rows' names of the specialists by training scheme.
+SPECIALIST_NAMES = {"n2n": "n2n_specialist", "care": "supervised_specialist"}
+
+
+def _network_overrides(text: str) -> dict[str, Any]:
+    """``key=value,...`` of integer NetworkConfig fields, e.g. ``base_channels=16,depth=4``."""
+    pairs = (item.split("=", 1) for item in text.split(",") if item)
+    return {key.strip(): int(value) for key, value in pairs}
 
 
 def main() -> None:
@@ -317,6 +334,15 @@ def main() -> None:
     parser.add_argument(
         "--headroom-conditions", type=lambda t: t.split(","), default=["white:ctf", "white:no"],
         help="noise:ctf|no, comma-separated",
+    )  # fmt: skip
+    parser.add_argument(
+        "--headroom-network", type=_network_overrides, default={},
+        help="the specialists' network: the general model's with these NetworkConfig fields "
+        "changed, e.g. base_channels=16,depth=4 (default: unchanged)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--headroom-schemes", type=lambda t: t.split(","), default=["n2n", "care"],
+        help="the specialists to train: n2n (Noise2Noise targets), care (clean targets)",
     )  # fmt: skip
     parser.add_argument("--headroom-snr", type=float, default=float(STUDY_SNR_LEVELS[2]))
     parser.add_argument("--headroom-steps", type=int, default=4000)

@@ -13,24 +13,40 @@ from results_format import file_link as _link
 from results_format import signed as _signed
 
 
+#: The specialists' columns: row key and heading.
+SPECIALISTS = (("n2n_specialist", "Noise2Noise specialist"),
+               ("supervised_specialist", "supervised specialist"))  # fmt: skip
+
+
+def _network_text(spec: dict[str, Any]) -> str:
+    """The specialists' network in words: the general model's, or the changed one's size."""
+    network = spec["network"]
+    if isinstance(network, str):
+        return f"specialists of {network} network"
+    size = f", {spec['parameters']:,} parameters" if "parameters" in spec else ""
+    return (
+        f"specialists of a larger U-Net (base {network['base_channels']}, depth "
+        f"{network['depth']}, space-to-depth {network['space_to_depth']}{size})"
+    )
+
+
 def _headroom_lines(name: str, run: dict[str, Any]) -> list[str]:
     prov, spec, setting = run["provenance"], run["specialists"], run["setting"]
+    columns = [(k, h) for k, h in SPECIALISTS if any(f"margin_{k}_db" in r for r in run["rows"])]
     lines = [
         f"{_link(name)} ({prov.get('date', '–')}, commit `{prov['git_commit'][:7]}`): "
-        f"specialists of the general model's network, {spec['steps']} steps on "
+        f"{_network_text(spec)}, {spec['steps']} steps on "
         f"{spec['train_images']} training images of one condition each; "
         f"{setting['n_images_per_cell']} held-out images of {setting['size_px']}² px per cell. "
         "Margins over the best oracle filter (dB).",
         "",
-        "| source | SNR | noise | CTF | best oracle filter (dB) | general model "
-        "| Noise2Noise specialist | supervised specialist |",
-        "|---|---|---|---|---|---|---|---|",
+        "| source | SNR | noise | CTF | best oracle filter (dB) | general model | "
+        + " | ".join(h for _, h in columns)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(columns),
     ]
     for r in run["rows"]:
-        margins = [
-            _signed(r[f"margin_{k}_db"])
-            for k in ("general", "n2n_specialist", "supervised_specialist")
-        ]
+        margins = [_signed(r[f"margin_{k}_db"]) for k in ("general", *(k for k, _ in columns))]
         lines.append(
             f"| {r['source']} | {r['snr']:.3g} | {r['noise']} | {'yes' if r['ctf'] else 'no'} | "
             f"{r['psnr_best_filter']:.2f} | " + " | ".join(margins) + " |"
@@ -47,8 +63,8 @@ def general_model_section(runs: dict[str, dict]) -> list[str]:
         "## The general model's headroom",
         "",
         "`benchmarks/bench_general.py --headroom`: is the shipped general model held back by "
-        "covering every condition? Specialists with its network train on one condition "
-        "alone, one with Noise2Noise targets and one supervised with the clean images (a "
+        "covering every condition? Specialists with its network (or a larger one) train "
+        "on one condition alone, one with Noise2Noise targets and one supervised with the clean images (a "
         "ceiling no real dataset allows), and denoise the same held-out cells as the general "
         "model. Its quality and fine-tuning runs are on its card, "
         "[docs/models/general.md](models/general.md).",
