@@ -12,7 +12,6 @@ from typing import Any
 from results_format import file_link as _link
 from results_format import signed as _signed
 
-
 #: The specialists' columns: row key and heading.
 SPECIALISTS = (("n2n_specialist", "Noise2Noise specialist"),
                ("supervised_specialist", "supervised specialist"))  # fmt: skip
