@@ -28,6 +28,10 @@ on ``--headroom-train`` images of the training sources (from training streams be
 model's own, ``spawn_key (0, 900000 + i)``): one with Noise2Noise targets, one supervised with
 the clean images as targets (``care``, a ceiling no real dataset allows). All three models then
 denoise the quality mode's held-out cells of that condition (the same images).
+``--headroom-network`` gives the specialists a larger network (``base_channels=32,depth=4``),
+``--headroom-schemes`` picks which train (``care``, or ``none``), and ``--headroom-bm3d`` adds
+BM3D with an oracle noise level (white noise; the optional ``bm3d`` package), a strong
+denoiser of another kind.
 
     python benchmarks/bench_general.py --headroom --json benchmarks/results/general_headroom_<date>.json
 
@@ -75,6 +79,9 @@ BAR_SNR_FROM = 0.05
 #: Index offsets of the fine-tuning dataset's images in the test streams (the quality cells use
 #: indices below it).
 FINETUNE_TRAIN_INDEX, FINETUNE_TEST_INDEX = 100_000, 200_000
+
+#: BM3D's noise level as factors of the true one, searched with the clean images (--headroom-bm3d).
+BM3D_FACTORS = np.array([0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0])
 
 #: Index offset of the headroom specialists' training images in the training streams (the
 #: general model's own training images use indices below it).
@@ -231,6 +238,24 @@ def finetune(args, loaded) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def oracle_bm3d(clean, noisy) -> tuple[float, float]:
+    """BM3D (the optional ``bm3d`` package) with an oracle noise level: ``factor`` times each
+    image's true noise standard deviation (``noisy - clean``, white noise), ``factor`` of
+    :data:`BM3D_FACTORS` chosen with the clean images. The mean PSNR and the factor."""
+    import bm3d  # optional: only --headroom-bm3d needs it
+
+    def denoised(c: np.ndarray, x: np.ndarray, factor: float) -> np.ndarray:
+        sigma = factor * float(np.std(x.astype(np.float64) - c))
+        return np.asarray(bm3d.bm3d(x.astype(np.float64), sigma_psd=sigma)).reshape(x.shape)
+
+    scores = [
+        mean_psnr(clean, [denoised(c, x, float(f)) for c, x in zip(clean, noisy)])
+        for f in BM3D_FACTORS
+    ]
+    best = int(np.argmax(scores))
+    return scores[best], float(BM3D_FACTORS[best])
+
+
 def headroom(args, loaded) -> dict[str, Any]:
     """The general model against specialists of its network on single conditions."""
     network = dataclasses.replace(loaded.config.network, **args.headroom_network)
@@ -276,7 +301,12 @@ def headroom(args, loaded) -> dict[str, Any]:
                 SPECIALIST_NAMES[scheme]: mean_psnr(clean, list(specialist(stack)))
                 for scheme, specialist in specialists.items()
             }
-            row = {"source": source, **fixed, "psnr_best_filter": best,
+            if args.headroom_bm3d:
+                scores["bm3d_oracle"], factor = oracle_bm3d(clean, noisy)
+                fixed_factor = {"bm3d_sigma_factor": factor}
+            else:
+                fixed_factor = {}
+            row = {"source": source, **fixed, **fixed_factor, "psnr_best_filter": best,
                    **{f"psnr_{k}": v for k, v in scores.items()},
                    **{f"margin_{k}_db": v - best for k, v in scores.items()}}  # fmt: skip
             rows.append(row)
@@ -341,8 +371,14 @@ def main() -> None:
         "changed, e.g. base_channels=16,depth=4 (default: unchanged)",
     )  # fmt: skip
     parser.add_argument(
-        "--headroom-schemes", type=lambda t: t.split(","), default=["n2n", "care"],
-        help="the specialists to train: n2n (Noise2Noise targets), care (clean targets)",
+        "--headroom-schemes", type=lambda t: [x for x in t.split(",") if x and x != "none"],
+        default=["n2n", "care"],
+        help="the specialists to train: n2n (Noise2Noise targets), care (clean targets), or "
+        "none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--headroom-bm3d", action="store_true",
+        help="also BM3D with an oracle noise level (white noise only; needs the bm3d package)",
     )  # fmt: skip
     parser.add_argument("--headroom-snr", type=float, default=float(STUDY_SNR_LEVELS[2]))
     parser.add_argument("--headroom-steps", type=int, default=4000)
@@ -374,7 +410,10 @@ def main() -> None:
         body = {"benchmark": "general_finetune", "setting": setting, **finetune(args, loaded)}
     elif args.headroom:
         setting |= {"headroom_snr": args.headroom_snr,
-                    "headroom_conditions": args.headroom_conditions}  # fmt: skip
+                    "headroom_conditions": args.headroom_conditions,
+                    "bm3d_oracle": ({"factors_of_true_noise_sigma": BM3D_FACTORS.tolist(),
+                                     "chosen": "per cell, with the clean images"}
+                                    if args.headroom_bm3d else None)}  # fmt: skip
         body = {"benchmark": "general_headroom", "setting": setting, **headroom(args, loaded)}
     else:
         denoiser = Denoiser(loaded, device=args.device, threads=args.threads)

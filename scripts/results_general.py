@@ -12,9 +12,10 @@ from typing import Any
 from results_format import file_link as _link
 from results_format import signed as _signed
 
-#: The specialists' columns: row key and heading.
+#: The other denoisers' columns: row key and heading.
 SPECIALISTS = (("n2n_specialist", "Noise2Noise specialist"),
-               ("supervised_specialist", "supervised specialist"))  # fmt: skip
+               ("supervised_specialist", "supervised specialist"),
+               ("bm3d_oracle", "BM3D, oracle noise level"))  # fmt: skip
 
 
 def _network_text(spec: dict[str, Any]) -> str:
@@ -29,13 +30,29 @@ def _network_text(spec: dict[str, Any]) -> str:
     )
 
 
+def _compared_text(spec: dict[str, Any], setting: dict[str, Any]) -> str:
+    """What the run set against the general model, in words."""
+    parts = []
+    if spec.get("schemes", ["n2n", "care"]):
+        parts.append(
+            f"{_network_text(spec)}, {spec['steps']} steps on {spec['train_images']} training "
+            "images of one condition each"
+        )
+    if setting.get("bm3d_oracle"):
+        factors = ", ".join(f"{f:g}" for f in setting["bm3d_oracle"]["factors_of_true_noise_sigma"])
+        parts.append(
+            f"BM3D at {factors} times each image's true noise level, the factor chosen per cell "
+            "with the clean images"
+        )
+    return "; ".join(parts)
+
+
 def _headroom_lines(name: str, run: dict[str, Any]) -> list[str]:
     prov, spec, setting = run["provenance"], run["specialists"], run["setting"]
     columns = [(k, h) for k, h in SPECIALISTS if any(f"margin_{k}_db" in r for r in run["rows"])]
     lines = [
         f"{_link(name)} ({prov.get('date', '–')}, commit `{prov['git_commit'][:7]}`): "
-        f"{_network_text(spec)}, {spec['steps']} steps on "
-        f"{spec['train_images']} training images of one condition each; "
+        f"{_compared_text(spec, setting)}; "
         f"{setting['n_images_per_cell']} held-out images of {setting['size_px']}² px per cell. "
         "Margins over the best oracle filter (dB).",
         "",

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cryoden.errors import ParameterError
-from cryoden.training.data import PairDataset, SingleDataset, sample_patches, split_indices
+from cryoden.training.data import PairDataset, SingleDataset, sample_patches
+from cryoden.training.splits import split_indices
 
 
 def test_pair_normalisation_is_shared_within_a_pair(rng):

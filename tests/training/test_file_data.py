@@ -18,16 +18,10 @@ import torch
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.io.mrc import write_mrc
 from cryoden.training import TrainConfig, train
-from cryoden.training.data import (
-    PairDataset,
-    PatchImage,
-    SingleDataset,
-    sample_patches,
-    split_single_image,
-    training_data,
-)
+from cryoden.training.data import PairDataset, PatchImage, SingleDataset, sample_patches
 from cryoden.training.file_images import sample_rows
 from cryoden.training.patches import SampleMask
+from cryoden.training.splits import split_single_image, training_data
 
 from .helpers import FAST, FAST_NET, gen
 

@@ -11,7 +11,7 @@ import torch
 from cryoden.errors import ParameterError
 from cryoden.models import load_model
 from cryoden.training import TrainConfig, train
-from cryoden.training.data import training_data
+from cryoden.training.splits import training_data
 
 from .helpers import FAST, FAST_NET, Interrupt
 

@@ -1,4 +1,4 @@
-"""Training: datasets and patches (images, and volumes for 3D networks), schemes (CARE among them), default networks, the generic
+"""Training: datasets and patches (images, and volumes for 3D networks), training/validation splits, schemes (CARE among them), default networks, the generic
 loop, its checkpoints, its warnings and its degenerate-solution guard (model files live in
 ``cryoden.models``)."""
 
@@ -11,13 +11,13 @@ from cryoden.training.data import (
     PairDataset,
     SingleDataset,
     sample_patches,
-    split_indices,
 )
 from cryoden.training.defaults import default_network
 from cryoden.training.guard import GuardReport, check_model, degenerate_path
 from cryoden.training.loop import TrainResult, train
 from cryoden.training.noise2noise import Noise2Noise
 from cryoden.training.schemes import SCHEMES, Scheme, make_scheme
+from cryoden.training.splits import split_indices
 from cryoden.training.volumes import VolumePairDataset, VolumeSingleDataset
 
 __all__ = [

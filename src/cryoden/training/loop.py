@@ -35,10 +35,11 @@ from cryoden.nets.device import default_device
 from cryoden.nets.registry import build_network
 from cryoden.training.checkpoint import EpochRecord, default_checkpoint_dir
 from cryoden.training.config import TrainConfig
-from cryoden.training.data import ImageDataset, TrainingData, check_patch_fits, training_data
+from cryoden.training.data import ImageDataset
 from cryoden.training.lock import output_lock
 from cryoden.training.run import ProgressCallback, TrainingRun
 from cryoden.training.schemes import Scheme, make_scheme
+from cryoden.training.splits import TrainingData, check_patch_fits, training_data
 from cryoden.training.volumes import VolumeDataset, check_dims, volume_training_data
 
 __all__ = ["EpochRecord", "TrainConfig", "TrainResult", "default_checkpoint_dir", "train"]

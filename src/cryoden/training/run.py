@@ -34,10 +34,11 @@ from cryoden.training.checkpoint import (
     write_checkpoint,
 )
 from cryoden.training.config import TrainConfig
-from cryoden.training.data import TrainingData, patch_sources, sample_patches
+from cryoden.training.data import patch_sources, sample_patches
 from cryoden.training.diagnosis import run_warnings
 from cryoden.training.guard import MIN_JUDGED_STEPS, GuardReport, check_model, degenerate_path
 from cryoden.training.schemes import Scheme
+from cryoden.training.splits import TrainingData
 from cryoden.training.volumes import VolumeTrainingData
 
 logger = logging.getLogger(__name__)

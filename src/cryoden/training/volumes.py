@@ -36,7 +36,8 @@ import torch
 from cryoden.errors import InputFileError, ParameterError
 from cryoden.io.mrc_slabs import ArrayVolume, VolumeReader
 from cryoden.models.normalization import NormalizationSpec, RobustNormalization
-from cryoden.training.data import PAIR_FITS, TrainingData
+from cryoden.training.data import PAIR_FITS
+from cryoden.training.splits import TrainingData
 from cryoden.training.volume_regions import (
     CELL_PX,
     EDGE_FRACTION,
@@ -398,7 +399,7 @@ def sample_volume_patches(
 
 @dataclass
 class VolumeTrainingData(TrainingData):
-    """The volumes of a training run: :class:`~cryoden.training.data.TrainingData` whose
+    """The volumes of a training run: :class:`~cryoden.training.splits.TrainingData` whose
     ``train`` and ``validation`` lists are empty, with the regions patches are drawn from."""
 
     train_regions: list[tuple[_Entry, SamplingRegion]] = field(default_factory=list)
