@@ -61,7 +61,7 @@ import numpy as np
 
 from cryoden.benchmark.data import SnrData
 from cryoden.benchmark.registry import StudyMethod, get_method, learned_index
-from cryoden.benchmark.study import StudyConfig
+from cryoden.benchmark.study import StudyConfig, cell_train_config
 from cryoden.errors import DegenerateModelError, InputFileError, ParameterError
 from cryoden.filters import apply_filter
 from cryoden.inference import Denoiser
@@ -69,7 +69,6 @@ from cryoden.io.atomic import atomic_output
 from cryoden.metrics import psnr
 from cryoden.models import LoadedModel, load_model
 from cryoden.nets import NetworkConfig
-from cryoden.noise import image_seed
 from cryoden.training import (
     ImageDataset,
     PairDataset,
@@ -268,29 +267,14 @@ def make_study_scheme(method: StudyMethod) -> Any:
 def train_config_for(
     method: StudyMethod, data: SnrData, config: StudyConfig, *, warm: bool = False
 ) -> TrainConfig:
-    """The training hyper-parameters of one learned cell: exactly
-    :meth:`~cryoden.benchmark.study.StudyConfig.cell_steps` optimiser steps with
-    ``config.threads`` threads, no wall-clock limit, no early stopping; a ``warm``-started cell
-    (fine-tuning) at ``warm_start_lr_factor`` times the learning rate, as restarting the cosine
-    schedule at the full rate would partly undo what the previous training reached."""
-    index = learned_index(method.name)
-    seed = image_seed(config.seed, _TRAIN_STREAM + 100 * data.snr_index + index) % (2**31)
-    rate = config.learning_rate * (config.warm_start_lr_factor if warm else 1.0)
-    return TrainConfig(
-        max_steps=config.cell_steps(warm=warm),
-        max_minutes=None,
-        threads=config.threads,
-        patch=config.effective_patch,
-        batch_size=config.batch,
-        steps_per_epoch=config.steps_per_epoch,
-        learning_rate=rate,
-        lr_schedule="cosine",
-        loss="l2",
-        validation_fraction=0.0,
-        validation_patches=VALIDATION_PATCHES,
-        early_stopping_patience=None,
-        seed=int(seed),
-    )
+    """The training hyper-parameters of one learned cell
+    (:func:`~cryoden.benchmark.study.cell_train_config`), validated on fixed patches of the
+    validation images."""
+    stream = _TRAIN_STREAM + 100 * data.snr_index + learned_index(method.name)
+    return cell_train_config(
+        config, stream=stream, warm=warm,
+        validation_fraction=0.0, validation_patches=VALIDATION_PATCHES,
+    )  # fmt: skip
 
 
 def training_data(

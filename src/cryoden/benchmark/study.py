@@ -45,7 +45,8 @@ from cryoden.benchmark.registry import (
     parse_methods,
 )
 from cryoden.errors import ParameterError
-from cryoden.noise import STUDY_SNR_LEVELS
+from cryoden.noise import STUDY_SNR_LEVELS, image_seed
+from cryoden.training.config import TrainConfig
 
 __all__ = [
     "LEARNED_METHODS",
@@ -350,3 +351,28 @@ def preset(name: str, **changes: Any) -> StudyConfig:
     if name not in base:
         raise ParameterError(f"unknown study preset {name!r}; known: {', '.join(PRESETS)}")
     return StudyConfig(preset=name, **{**base[name], **changes})
+
+
+def cell_train_config(config: Any, *, stream: int, warm: bool, **extra: Any) -> TrainConfig:
+    """The recipe of one learned study cell, 2D (:class:`StudyConfig`) or 3D (a tomogram study
+    config with the same training fields): exactly ``config.cell_steps(warm=warm)`` optimiser
+    steps with ``config.threads`` threads, no wall-clock limit, no early stopping, an L2 loss on
+    a cosine schedule, seeded from ``image_seed(config.seed, stream)``. A ``warm``-started cell
+    (fine-tuning) trains at ``warm_start_lr_factor`` times the learning rate, as restarting the
+    cosine schedule at the full rate would partly undo what the previous training reached.
+    ``extra``: further :class:`~cryoden.training.config.TrainConfig` fields."""
+    rate = config.learning_rate * (config.warm_start_lr_factor if warm else 1.0)
+    return TrainConfig(
+        max_steps=config.cell_steps(warm=warm),
+        max_minutes=None,
+        threads=config.threads,
+        patch=config.effective_patch,
+        batch_size=config.batch,
+        steps_per_epoch=config.steps_per_epoch,
+        learning_rate=rate,
+        lr_schedule="cosine",
+        loss="l2",
+        early_stopping_patience=None,
+        seed=int(image_seed(config.seed, stream) % (2**31)),
+        **extra,
+    )

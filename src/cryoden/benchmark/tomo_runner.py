@@ -27,6 +27,7 @@ import numpy as np
 
 from cryoden import __version__
 from cryoden.benchmark.store import write_json, write_npz
+from cryoden.benchmark.study import cell_train_config
 from cryoden.benchmark.tomo import TomoStudyConfig
 from cryoden.benchmark.tomo_data import TomoSet, simulate_set, study_configs
 from cryoden.benchmark.tomo_methods import (
@@ -43,7 +44,6 @@ from cryoden.io.atomic import make_output_folder
 from cryoden.models import LoadedModel
 from cryoden.nets.analysis import count_parameters, flops_per_pixel
 from cryoden.nets.registry import build_network
-from cryoden.noise import image_seed
 from cryoden.simulation.tomo_dataset import TomogramSimulator
 from cryoden.training import TrainConfig
 
@@ -75,23 +75,9 @@ def central_slices(volume: np.ndarray) -> dict[str, np.ndarray]:
 def train_config(
     config: TomoStudyConfig, method: str, snr_index: int, *, warm: bool
 ) -> TrainConfig:
-    """The recipe of one learned cell: a fixed step budget, no time cap, no early stopping."""
+    """The recipe of one learned cell (:func:`~cryoden.benchmark.study.cell_train_config`)."""
     stream = _TRAIN_STREAM + 100 * snr_index + list(LEARNED).index(method)
-    seed = image_seed(config.seed, stream) % (2**31)
-    rate = config.learning_rate * (config.warm_start_lr_factor if warm else 1.0)
-    return TrainConfig(
-        max_steps=config.cell_steps(warm=warm),
-        max_minutes=None,
-        threads=config.threads,
-        patch=config.effective_patch,
-        batch_size=config.batch,
-        steps_per_epoch=config.steps_per_epoch,
-        learning_rate=rate,
-        lr_schedule="cosine",
-        loss="l2",
-        early_stopping_patience=None,
-        seed=int(seed),
-    )
+    return cell_train_config(config, stream=stream, warm=warm)
 
 
 def _row(method: str, snr: float, scores: dict[str, Any], start: float, **extra: Any) -> dict:
