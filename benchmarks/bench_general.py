@@ -260,7 +260,8 @@ def headroom(args, loaded) -> dict[str, Any]:
     """The general model against specialists of its network on single conditions."""
     network = dataclasses.replace(loaded.config.network, **args.headroom_network)
     general = Denoiser(loaded, device=args.device)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    trainings: list[dict[str, Any]] = []
     for condition in args.headroom_conditions:
         noise, ctf_text = condition.split(":")
         fixed = {"snr": args.headroom_snr, "noise": noise, "ctf": ctf_text == "ctf"}
@@ -281,7 +282,7 @@ def headroom(args, loaded) -> dict[str, Any]:
             config = TrainConfig(
                 patch=min(96, args.size), batch_size=16, steps_per_epoch=250, seed=args.seed,
                 threads=args.threads, early_stopping_patience=None, epochs=1_000_000,
-                max_steps=args.headroom_steps,
+                max_steps=args.headroom_steps, learning_rate=args.headroom_lr or DEFAULT_LR,
             )  # fmt: skip
             with tempfile.TemporaryDirectory() as tmp:
                 result = train(
@@ -289,6 +290,13 @@ def headroom(args, loaded) -> dict[str, Any]:
                     out=Path(tmp) / "model", device=args.device,
                 )  # fmt: skip
                 specialists[scheme] = Denoiser(load_model(result.model_path), device=args.device)
+            trainings.append({
+                "condition": condition, "scheme": scheme, "steps": result.steps,
+                "best_epoch": result.best_epoch, "epochs": result.epochs,
+                "train_losses": result.train_losses,
+                "validation_losses": result.validation_losses,
+                "warnings": result.warnings,
+            })  # fmt: skip
         for cell_index, (source, snr, cell_noise, ctf) in enumerate(cell_grid(args.snrs)):
             if (snr, cell_noise, ctf) != (fixed["snr"], fixed["noise"], fixed["ctf"]):
                 continue
@@ -317,6 +325,9 @@ def headroom(args, loaded) -> dict[str, Any]:
                                     dataclasses.asdict(network)),
                         "parameters": count_parameters(build_network(network)),
                         "schemes": args.headroom_schemes, "train_images": args.headroom_train,
+                        "learning_rate": args.headroom_lr or DEFAULT_LR,
+                        "validation": "a tenth of the training images held out",
+                        "trainings": trainings,
                         "steps": args.headroom_steps, "patch": min(96, args.size),
                         "batch": 16, "train_streams": f"spawn_key (0, {HEADROOM_TRAIN_INDEX} + i)"},
         "rows": rows,
@@ -380,6 +391,8 @@ def main() -> None:
         "--headroom-bm3d", action="store_true",
         help="also BM3D with an oracle noise level (white noise only; needs the bm3d package)",
     )  # fmt: skip
+    parser.add_argument("--headroom-lr", type=float, default=None,
+                        help="the specialists' learning rate (default: TrainConfig's)")  # fmt: skip
     parser.add_argument("--headroom-snr", type=float, default=float(STUDY_SNR_LEVELS[2]))
     parser.add_argument("--headroom-steps", type=int, default=4000)
     parser.add_argument("--headroom-train", type=int, default=600, help="training images")

@@ -67,7 +67,14 @@ def _headroom_lines(name: str, run: dict[str, Any]) -> list[str]:
             f"| {r['source']} | {r['snr']:.3g} | {r['noise']} | {'yes' if r['ctf'] else 'no'} | "
             f"{r['psnr_best_filter']:.2f} | " + " | ".join(margins) + " |"
         )
-    return [*lines, ""]
+    lines.append("")
+    for t in spec.get("trainings", []):
+        warned = f"; its warnings: {' '.join(t['warnings'])}" if t["warnings"] else ""
+        lines.append(
+            f"- The {t['scheme']} specialist on {t['condition']} trained {t['steps']} steps "
+            f"and kept epoch {t['best_epoch']} of {t['epochs']}{warned}."
+        )
+    return [*lines, ""] if spec.get("trainings") else lines
 
 
 def general_model_section(runs: dict[str, dict]) -> list[str]:
