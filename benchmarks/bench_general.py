@@ -338,6 +338,19 @@ def headroom(args, loaded) -> dict[str, Any]:
 SPECIALIST_NAMES = {"n2n": "n2n_specialist", "care": "supervised_specialist"}
 
 
+def headroom_text(args) -> str:
+    """What a headroom run sets against the general model, in words (its description)."""
+    names = {"n2n": "Noise2Noise", "care": "supervised"}
+    parts = []
+    if args.headroom_schemes:
+        network = "a larger network" if args.headroom_network else "its network"
+        kinds = " and ".join(names[s] for s in args.headroom_schemes)
+        parts.append(f"specialists of {network} trained on single conditions ({kinds})")
+    if args.headroom_bm3d:
+        parts.append("BM3D at an oracle noise level")
+    return " and ".join(parts) or "nothing"
+
+
 def _network_overrides(text: str) -> dict[str, Any]:
     """``key=value,...`` of integer NetworkConfig fields, e.g. ``base_channels=16,depth=4``."""
     pairs = (item.split("=", 1) for item in text.split(",") if item)
@@ -437,8 +450,7 @@ def main() -> None:
         f"fine-tuning the shipped model{trained} against training from scratch on a held-out "
         "dataset"
         if args.finetune
-        else f"the shipped general model{trained} against specialists of its network trained "
-        "on single conditions (Noise2Noise and supervised)"
+        else f"the shipped general model{trained} against {headroom_text(args)}"
         if args.headroom
         else f"the shipped general model{trained} against oracle filters on held-out "
         "structures, shapes and seeds"

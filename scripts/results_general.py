@@ -12,6 +12,8 @@ from typing import Any
 from results_format import file_link as _link
 from results_format import signed as _signed
 
+#: The training schemes in words.
+SCHEME_WORDS = {"n2n": "Noise2Noise", "care": "supervised (`care`)"}
 #: The other denoisers' columns: row key and heading.
 SPECIALISTS = (("n2n_specialist", "Noise2Noise specialist"),
                ("supervised_specialist", "supervised specialist"),
@@ -37,6 +39,7 @@ def _compared_text(spec: dict[str, Any], setting: dict[str, Any]) -> str:
         parts.append(
             f"{_network_text(spec)}, {spec['steps']} steps on {spec['train_images']} training "
             "images of one condition each"
+            + (f" at learning rate {spec['learning_rate']:g}" if "learning_rate" in spec else "")
         )
     if setting.get("bm3d_oracle"):
         factors = ", ".join(f"{f:g}" for f in setting["bm3d_oracle"]["factors_of_true_noise_sigma"])
@@ -71,7 +74,8 @@ def _headroom_lines(name: str, run: dict[str, Any]) -> list[str]:
     for t in spec.get("trainings", []):
         warned = f"; its warnings: {' '.join(t['warnings'])}" if t["warnings"] else ""
         lines.append(
-            f"- The {t['scheme']} specialist on {t['condition']} trained {t['steps']} steps "
+            f"- The {SCHEME_WORDS.get(t['scheme'], t['scheme'])} specialist on {t['condition']} "
+            f"trained {t['steps']} steps "
             f"and kept epoch {t['best_epoch']} of {t['epochs']}{warned}."
         )
     return [*lines, ""] if spec.get("trainings") else lines
@@ -89,7 +93,7 @@ def general_model_section(runs: dict[str, dict]) -> list[str]:
         "covering every condition? Specialists with its network (or a larger one) train "
         "on one condition alone, one with Noise2Noise targets and one supervised with the clean images (a "
         "ceiling no real dataset allows), and denoise the same held-out cells as the general "
-        "model. Its quality and fine-tuning runs are on its card, "
+        "model. BM3D at an oracle noise level stands for a strong denoiser of another kind. Its quality and fine-tuning runs are on its card, "
         "[docs/models/general.md](models/general.md).",
         "",
     ]
