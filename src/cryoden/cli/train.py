@@ -310,7 +310,8 @@ SHARED: dict[str, tuple[type, Any]] = {
         "steps_per_epoch")),
     "lr": (float, typer.Option(
         None, "--lr", help="Adam learning rate, with cosine decay"
-        f"{_default(_TRAIN_DEFAULTS['learning_rate'])}.",
+        f"{_default(_TRAIN_DEFAULTS['learning_rate'])}. If the loss explodes, training goes "
+        "back to its best weights at half the rate (with a warning).",
         callback=number("--lr", above=0, maximum=1e3))),
     "loss": (str, typer.Option(
         None, "--loss", help=f"l2 or l1{_default(_TRAIN_DEFAULTS['loss'])}.",

@@ -10,6 +10,7 @@ updates, the checkpoint; :func:`cryoden.training.loop.train` drives it epoch by 
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
@@ -47,6 +48,20 @@ ProgressCallback = Callable[[int, int], None]
 
 #: Offset of the validation generator's seed from the run's seed (an unrelated stream).
 _VALIDATION_SEED_OFFSET = 1_000_003
+#: A step whose loss is not finite, or this many times the median loss of the session's last
+#: :data:`DIVERGENCE_WINDOW` steps, has diverged (an explosion, not batch-to-batch noise).
+DIVERGENCE_RATIO = 1000.0
+DIVERGENCE_WINDOW = 100
+#: Restarts after a divergence before the run gives up.
+MAX_DIVERGENCE_RESTARTS = 3
+
+
+class _Diverged(Exception):
+    """A step's loss exploded (:data:`DIVERGENCE_RATIO`) or was not finite."""
+
+    def __init__(self, loss: float) -> None:
+        super().__init__(loss)
+        self.loss = loss
 
 
 def _evaluate(
@@ -132,6 +147,8 @@ class TrainingRun:
         self.degenerate: str | None = None
         self._elapsed_before = 0.0
         self._session_start = time.perf_counter()
+        #: the session's last step losses, for the divergence check
+        self._recent_losses: collections.deque[float] = collections.deque(maxlen=DIVERGENCE_WINDOW)
 
     def _patches(
         self,
@@ -282,8 +299,10 @@ class TrainingRun:
         """One optimiser step on a fresh batch of patches; returns its loss."""
         config = self.config
         state = self.state
-        lr = config.learning_rate * config.lr_factor(
-            state.global_step, self.elapsed(), plateau_scale=state.lr_scale
+        lr = (
+            config.learning_rate
+            * state.divergence_scale
+            * config.lr_factor(state.global_step, self.elapsed(), plateau_scale=state.lr_scale)
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -294,15 +313,43 @@ class TrainingRun:
         loss.backward()
         self.optimizer.step()
         value = float(loss.detach())
-        if not math.isfinite(value):
-            raise ParameterError(
-                f"training diverged at epoch {epoch} (loss {value}); lower learning_rate"
-            )
+        if not math.isfinite(value) or (
+            len(self._recent_losses) >= 10
+            and value > DIVERGENCE_RATIO * float(np.median(self._recent_losses))
+        ):
+            raise _Diverged(value)
+        self._recent_losses.append(value)
         self.state.global_step += 1
         if self.progress is not None:
             total = self.config.total_steps
             self.progress(min(self.state.global_step, total), total)
         return value
+
+    def restart_after_divergence(self, epoch: int, loss: float) -> None:
+        """Go back to the best weights so far with a fresh optimiser at half the learning rate,
+        and warn; after :data:`MAX_DIVERGENCE_RESTARTS` restarts, give up.
+
+        Raises
+        ------
+        ParameterError
+            When the run has diverged once more than it may restart.
+        """
+        state = self.state
+        if state.divergence_restarts >= MAX_DIVERGENCE_RESTARTS:
+            raise ParameterError(
+                f"training diverged at epoch {epoch} (loss {loss:.3g}) after "
+                f"{state.divergence_restarts} restarts at lower learning rates; lower "
+                "learning_rate"
+            )
+        state.divergence_restarts += 1
+        state.divergence_scale *= 0.5
+        self.network.load_state_dict(self.best_weights)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        self.warn(
+            f"training diverged at epoch {epoch} (loss {loss:.3g}): restarted from epoch "
+            f"{state.best_epoch}'s weights at {state.divergence_scale:g} times the learning "
+            "rate; a lower learning rate may train better"
+        )
 
     def _current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -321,7 +368,11 @@ class TrainingRun:
             if self.out_of_time():
                 self.state.stopped = "max_minutes"
                 break
-            losses.append(self.step(epoch))
+            try:
+                losses.append(self.step(epoch))
+            except _Diverged as diverged:
+                self.restart_after_divergence(epoch, diverged.loss)
+                continue
             lr = self._current_lr()
         if not losses:
             return False
