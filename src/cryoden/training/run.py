@@ -385,7 +385,7 @@ class TrainingRun:
         )
         logger.info(
             "epoch %d/%d: train loss %.6g, validation loss %s, lr %.3g, %.1f s",
-            epoch, self.config.total_epochs, train_loss,
+            epoch, max(epoch, self.config.total_epochs), train_loss,  # a restart adds a partial epoch
             "n/a" if val_loss is None else f"{val_loss:.6g}", lr, seconds,
         )  # fmt: skip
         monitored = val_loss if val_loss is not None else train_loss
