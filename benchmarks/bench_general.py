@@ -83,6 +83,9 @@ FINETUNE_TRAIN_INDEX, FINETUNE_TEST_INDEX = 100_000, 200_000
 #: BM3D's noise level as factors of the true one, searched with the clean images (--headroom-bm3d).
 BM3D_FACTORS = np.array([0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0])
 
+#: The headroom rows' names of the specialists by training scheme.
+SPECIALIST_NAMES = {"n2n": "n2n_specialist", "care": "supervised_specialist"}
+
 #: Index offset of the headroom specialists' training images in the training streams (the
 #: general model's own training images use indices below it).
 HEADROOM_TRAIN_INDEX = 900_000
@@ -244,16 +247,12 @@ def oracle_bm3d(clean, noisy) -> tuple[float, float]:
     :data:`BM3D_FACTORS` chosen with the clean images. The mean PSNR and the factor."""
     import bm3d  # optional: only --headroom-bm3d needs it
 
-    def denoised(c: np.ndarray, x: np.ndarray, factor: float) -> np.ndarray:
+    def denoised(pair: tuple[np.ndarray, np.ndarray], factor: float) -> np.ndarray:
+        c, x = pair  # the noise level is the oracle's: it needs the clean image
         sigma = factor * float(np.std(x.astype(np.float64) - c))
         return np.asarray(bm3d.bm3d(x.astype(np.float64), sigma_psd=sigma)).reshape(x.shape)
 
-    scores = [
-        mean_psnr(clean, [denoised(c, x, float(f)) for c, x in zip(clean, noisy)])
-        for f in BM3D_FACTORS
-    ]
-    best = int(np.argmax(scores))
-    return scores[best], float(BM3D_FACTORS[best])
+    return oracle(clean, list(zip(clean, noisy)), BM3D_FACTORS, denoised)
 
 
 def headroom(args, loaded) -> dict[str, Any]:
@@ -309,12 +308,10 @@ def headroom(args, loaded) -> dict[str, Any]:
                 SPECIALIST_NAMES[scheme]: mean_psnr(clean, list(specialist(stack)))
                 for scheme, specialist in specialists.items()
             }
+            bm3d_factor = {}
             if args.headroom_bm3d:
-                scores["bm3d_oracle"], factor = oracle_bm3d(clean, noisy)
-                fixed_factor = {"bm3d_sigma_factor": factor}
-            else:
-                fixed_factor = {}
-            row = {"source": source, **fixed, **fixed_factor, "psnr_best_filter": best,
+                scores["bm3d_oracle"], bm3d_factor["bm3d_sigma_factor"] = oracle_bm3d(clean, noisy)
+            row = {"source": source, **fixed, **bm3d_factor, "psnr_best_filter": best,
                    **{f"psnr_{k}": v for k, v in scores.items()},
                    **{f"margin_{k}_db": v - best for k, v in scores.items()}}  # fmt: skip
             rows.append(row)
@@ -323,19 +320,17 @@ def headroom(args, loaded) -> dict[str, Any]:
     return {
         "specialists": {"network": ("the general model's" if not args.headroom_network else
                                     dataclasses.asdict(network)),
-                        "parameters": count_parameters(build_network(network)),
+                        "parameters": (count_parameters(build_network(network))
+                                       if args.headroom_schemes else None),
                         "schemes": args.headroom_schemes, "train_images": args.headroom_train,
                         "learning_rate": args.headroom_lr or DEFAULT_LR,
-                        "validation": "a tenth of the training images held out",
+                        "validation": f"{TrainConfig().validation_fraction:g} of the training "
+                                      "images held out",
                         "trainings": trainings,
                         "steps": args.headroom_steps, "patch": min(96, args.size),
                         "batch": 16, "train_streams": f"spawn_key (0, {HEADROOM_TRAIN_INDEX} + i)"},
         "rows": rows,
     }  # fmt: skip
-
-
-#: The headroom rows' names of the specialists by training scheme.
-SPECIALIST_NAMES = {"n2n": "n2n_specialist", "care": "supervised_specialist"}
 
 
 def headroom_text(args) -> str:

@@ -64,8 +64,7 @@ class RunState:
     plateau_best: float = math.inf
     plateau_bad: int = 0
     lr_scale: float = 1.0
-    #: The learning rate's factor after restarts from diverged trainings, and their number.
-    divergence_scale: float = 1.0
+    #: Restarts from diverged trainings; each halves the learning rate.
     divergence_restarts: int = 0
     stopped: str | None = None
 

@@ -295,13 +295,13 @@ class TrainingRun:
 
     # -- one step, one epoch
 
-    def step(self, epoch: int) -> float:
+    def step(self) -> float:
         """One optimiser step on a fresh batch of patches; returns its loss."""
         config = self.config
         state = self.state
         lr = (
             config.learning_rate
-            * state.divergence_scale
+            * 0.5**state.divergence_restarts
             * config.lr_factor(state.global_step, self.elapsed(), plateau_scale=state.lr_scale)
         )
         for group in self.optimizer.param_groups:
@@ -342,12 +342,11 @@ class TrainingRun:
                 "learning_rate"
             )
         state.divergence_restarts += 1
-        state.divergence_scale *= 0.5
         self.network.load_state_dict(self.best_weights)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
         self.warn(
             f"training diverged at epoch {epoch} (loss {loss:.3g}): restarted from epoch "
-            f"{state.best_epoch}'s weights at {state.divergence_scale:g} times the learning "
+            f"{state.best_epoch}'s weights at {0.5**state.divergence_restarts:g} times the learning "
             "rate; a lower learning rate may train better"
         )
 
@@ -369,7 +368,7 @@ class TrainingRun:
                 self.state.stopped = "max_minutes"
                 break
             try:
-                losses.append(self.step(epoch))
+                losses.append(self.step())
             except _Diverged as diverged:
                 self.restart_after_divergence(epoch, diverged.loss)
                 continue
